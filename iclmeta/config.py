@@ -1,0 +1,112 @@
+"""Typed run configuration, saved as ``config.yaml`` beside every run's results.
+
+>>> cfg = EvalConfig(methods=["icl"], shots=[0, 1])
+>>> EvalConfig.from_dict(cfg.to_dict()) == cfg
+True
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Literal, get_args
+
+import yaml
+
+from .errors import UserError
+
+Scoring = Literal["direct", "normalized"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+ClassSplitChoice = Literal["auto", "disjoint", "all"]
+Order = Literal["nearest-last", "nearest-first"]
+
+
+@dataclass
+class EvalConfig:
+    """Everything that decides an evaluation's rows. Strings are parsed once, at the CLI."""
+
+    methods: list[str] = field(default_factory=lambda: ["retrieval"])
+    dataset: str = "snips"
+    text_field: str | None = None
+    label_field: str | None = None
+    split_field: str | None = None
+    hf_config: str | None = None
+    model: str | None = None  # None: the embedded default LM
+    embedder: str | None = None  # None: the embedded default embedder
+    template: str | None = None  # None: chosen from the dataset name
+    ways: int | None = None  # None: 5, or every class when evaluating over all classes
+    shots: list[int] = field(default_factory=lambda: [0, 1, 4])
+    queries: int | None = 5  # per class; None: every available query example
+    episodes: int = 10
+    pool: int | None = None  # support pool per class; None: the largest shot count
+    seed: int = 0
+    split: str = "meta-test"
+    split_seed: int = 0
+    class_split: ClassSplitChoice = "auto"
+    scoring: Scoring = "normalized"
+    k: int | None = None  # demonstrations per prompt for icl/retrieval; None: ways x shots
+    balance: bool = False  # retrieval: equal demonstrations per label
+    mmr: float | None = None  # retrieval: MMR trade-off lambda in [0, 1]
+    order: Order = "nearest-last"
+    device: Device = "auto"
+    dtype: DType = "auto"
+    batch_size: int = 8
+    cache_dir: str | None = None
+    trust_remote_code: bool = False
+    out: str = "runs/latest"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EvalConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise UserError(f"unknown config key(s) {sorted(unknown)}; allowed: "
+                            f"{', '.join(sorted(known))}")
+        cfg = cls(**data)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        for name, literal in _CHOICES.items():
+            choices = get_args(literal)
+            if getattr(self, name) not in choices:
+                raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
+                                f"{', '.join(choices)}")
+        if self.episodes < 1:
+            raise UserError("--episodes must be at least 1")
+        if self.queries is not None and self.queries < 1:
+            raise UserError("--queries must be at least 1 (or 'all')")
+        if self.mmr is not None and not 0.0 <= self.mmr <= 1.0:
+            raise UserError(f"--mmr {self.mmr} is outside [0, 1]; 1 is pure similarity")
+
+
+_CHOICES = {"scoring": Scoring, "device": Device, "dtype": DType,
+            "class_split": ClassSplitChoice, "order": Order}
+
+
+def save_yaml(data: dict, path: str | Path) -> None:
+    """Write YAML atomically: a crash never leaves a half-written file behind."""
+    write_atomic(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def load_yaml(path: str | Path) -> dict:
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read {path}: {exc.__class__.__name__}; check the file") from None
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

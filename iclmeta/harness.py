@@ -1,0 +1,163 @@
+"""The episodic harness: the same episodes for every method and shot count, one row each.
+
+>>> from iclmeta.config import EvalConfig
+>>> report = evaluate(EvalConfig(methods=["retrieval"], out="runs/demo"))  # doctest: +SKIP
+>>> print(report.table())  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import EvalConfig, load_yaml, save_yaml
+from .data import LabelledDataset, load_dataset
+from .episodes import Episode, EpisodePlan, plan_episodes, sample_episodes
+from .errors import UserError
+from .methods import Prediction, build_method, check_methods
+from .report import format_table, summarize, write_summary
+
+ZERO_SHOT_ONLY = {"zero-shot"}  # methods whose prompt ignores the shot count
+
+
+@dataclass
+class Report:
+    """The tidy result table: one row per (method, shots, episode)."""
+
+    rows: list[dict]
+    out: Path | None = None
+
+    def summary(self) -> list[dict]:
+        return summarize(self.rows)
+
+    def table(self) -> str:
+        return format_table(self.summary())
+
+
+def prepare(config: EvalConfig) -> tuple[LabelledDataset, EpisodePlan, list[Episode]]:
+    """Load the dataset, decide the sampling rule, and sample the run's episodes."""
+    config.validate()
+    check_methods(config.methods)
+    ds = load_dataset(config.dataset, config.text_field, config.label_field,
+                      config.split_field, config.hf_config)
+    plan = plan_episodes(ds, config.ways, config.shots, config.queries, config.split,
+                         config.class_split, config.pool, config.split_seed)
+    return ds, plan, sample_episodes(ds, plan, config.episodes, config.seed)
+
+
+def train_episodes(ds: LabelledDataset, config: EvalConfig, plan: EpisodePlan,
+                   n: int = 100) -> list[Episode]:
+    """Meta-train episodes for methods that learn across tasks (none when classes are shared)."""
+    if plan.class_split != "disjoint":
+        return []
+    train_plan = plan_episodes(ds, plan.ways, config.shots, config.queries, "meta-train",
+                               "disjoint", plan.pool, config.split_seed)
+    return sample_episodes(ds, train_plan, n, config.seed + 1)
+
+
+class ResultStore:
+    """``results.jsonl`` with one fsynced line per row; a torn last line is dropped on resume."""
+
+    def __init__(self, out: Path):
+        self.path = out / "results.jsonl"
+
+    def load(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        rows, good = [], 0
+        with open(self.path, "rb") as handle:
+            for line in handle:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # an interrupted write: keep everything before it
+                good += len(line)
+        if good < self.path.stat().st_size:
+            with open(self.path, "r+b") as handle:
+                handle.truncate(good)
+        return rows
+
+    def append(self, row: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _start_run(config: EvalConfig, plan: EpisodePlan, resume: bool) -> tuple[Path, list[dict]]:
+    out = Path(config.out)
+    store = ResultStore(out)
+    saved = {"config": config.to_dict(), "episodes": plan.to_dict()}
+    if store.path.exists() and store.path.stat().st_size > 0:
+        if not resume:
+            raise UserError(f"{out} already holds results; pass --resume to continue that run "
+                            "or choose a new --out")
+        previous = load_yaml(out / "config.yaml").get("config", {})
+        changed = sorted(k for k in saved["config"] if previous.get(k) != saved["config"][k])
+        if changed:
+            raise UserError(f"--resume with different settings ({', '.join(changed)}) than the "
+                            f"run in {out}; use the same settings or a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    save_yaml(saved, out / "config.yaml")
+    return out, store.load()
+
+
+def row_for(config, ds, plan, method, episode, shots, pred: Prediction, seconds) -> dict:
+    correct = [p == q.label for p, q in zip(pred.labels, episode.query)]
+    row = {
+        "dataset": ds.name, "split": plan.split, "class_split": plan.class_split,
+        "ways": plan.ways, "shots": shots, "pool": plan.pool, "episode": episode.id,
+        "seed": config.seed, "method": method.name, "label": method.name,
+        "accuracy": sum(correct) / len(correct), "n_queries": len(correct),
+        "n_correct": int(sum(correct)), "model": config.model or "smollm2",
+        "embedder": config.embedder or "minilm", "options": dict(method.options),
+        "seconds": round(seconds, 4), "prompt_tokens": int(pred.prompt_tokens),
+        "n_demos": max((len(d) for d in pred.demo_ids), default=0),
+        "query_ids": [q.id for q in episode.query], "gold": [q.label for q in episode.query],
+        "predictions": list(pred.labels), "demo_ids": pred.demo_ids,
+    }
+    row.update(pred.extra)
+    return row
+
+
+def work_items(config: EvalConfig, episodes: list[Episode]) -> list[tuple]:
+    """(episode, method, shots) in run order: all methods finish an episode before the next."""
+    items = []
+    for ep in episodes:
+        for name in config.methods:
+            for shots in ([0] if name in ZERO_SHOT_ONLY else config.shots):
+                items.append((ep, name, shots))
+    return items
+
+
+def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True,
+             echo=lambda msg: print(msg, file=sys.stderr)) -> Report:
+    """Run every method on the same episodes and write the run folder; returns the rows."""
+    from .resources import Resources
+    from tqdm.auto import tqdm
+
+    ds, plan, episodes = prepare(config)
+    echo(plan.describe())
+    out, rows = _start_run(config, plan, resume)
+    done = {(r["method"], r["shots"], r["episode"]) for r in rows}
+    todo = [w for w in work_items(config, episodes) if (w[1], w[2], w[0].id) not in done]
+    if rows:
+        echo(f"resuming: {len(rows)} rows already in {out}, {len(todo)} to go")
+    resources = Resources(config, ds)
+    methods, store = {}, ResultStore(out)
+    for ep, name, shots in tqdm(todo, desc="eval", unit="item", disable=not progress):
+        if name not in methods:
+            methods[name] = build_method(name, resources)
+            methods[name].fit(train_episodes(ds, config, plan))
+        start = time.perf_counter()
+        pred = methods[name].predict(ep, shots)
+        row = row_for(config, ds, plan, methods[name], ep, shots, pred,
+                      time.perf_counter() - start)
+        store.append(row)
+        rows.append(row)
+    report = Report(rows, out)
+    write_summary(report.summary(), out / "summary.csv")
+    return report

@@ -1,0 +1,22 @@
+from iclmeta.report import format_table, mean_ci, summarize, write_summary
+
+
+def test_mean_ci_matches_t_interval():
+    mean, ci = mean_ci([0.5, 0.7, 0.9])
+    assert abs(mean - 0.7) < 1e-12
+    assert abs(ci - 4.303 * 0.2 / 3 ** 0.5) < 1e-9
+    assert mean_ci([0.4]) == (0.4, 0.0)
+
+
+def test_summary_table_and_csv(tmp_path):
+    rows = [{"method": "icl", "label": "icl", "shots": s, "accuracy": a, "seconds": 1.0,
+             "prompt_tokens": 10} for s, a in [(1, 0.5), (1, 0.7), (4, 0.8), (4, 0.9)]]
+    rows.append({"method": "zero-shot", "label": "zero-shot", "shots": 0, "accuracy": 0.3})
+    summary = summarize(rows)
+    assert [(s["label"], s["shots"], s["n_episodes"]) for s in summary] == [
+        ("icl", 1, 2), ("icl", 4, 2), ("zero-shot", 0, 1)]
+    table = format_table(summary)
+    assert "60.0 ±" in table and "85.0 ±" in table and "30.0 ± 0.0" in table
+    assert table.splitlines()[0].split() == ["method", "0-shot", "1-shot", "4-shot"]
+    write_summary(summary, tmp_path / "s.csv")
+    assert (tmp_path / "s.csv").read_text().startswith("label,shots,mean,ci95")
