@@ -56,6 +56,8 @@ class EvalConfig:
     cache_dir: str | None = None
     trust_remote_code: bool = False
     out: str = "runs/latest"
+    distance: Literal["cosine", "euclidean"] | None = None  # metric methods; None: checkpoint's, else cosine
+    checkpoints: list[str] = field(default_factory=list)  # trained folders; each method takes its own
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,6 +85,8 @@ class EvalConfig:
             raise UserError("--queries must be at least 1 (or 'all')")
         if self.mmr is not None and not 0.0 <= self.mmr <= 1.0:
             raise UserError(f"--mmr {self.mmr} is outside [0, 1]; 1 is pure similarity")
+        if self.distance not in (None, "cosine", "euclidean"):
+            raise UserError(f"unknown distance {self.distance!r}; choose one of: cosine, euclidean")
 
 
 _CHOICES = {"scoring": Scoring, "device": Device, "dtype": DType,
@@ -109,4 +113,7 @@ def write_atomic(path: str | Path, text: str) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
     os.replace(tmp, path)

@@ -1,0 +1,236 @@
+"""Embedder cache and Retriever, on tiny random sentence-transformers models built from configs."""
+import os
+import sqlite3
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from iclmeta.data import Example
+from iclmeta.embed import Embedder, EmbeddingCache, Retriever, model_id
+from iclmeta.errors import UserError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+WORDS = ("book a flight to paris london tokyo plane ticket what is the weather like today "
+         "will it rain tomorrow forecast sunny play some music song jazz").split()
+
+FLIGHTS = ["book a flight to paris", "plane ticket to london", "flight to tokyo tomorrow"]
+WEATHER = ["what is the weather like today", "will it rain tomorrow", "sunny forecast today"]
+MUSIC = ["play some music", "play a jazz song"]
+
+
+def _examples():
+    rows = [(t, "flight") for t in FLIGHTS] + [(t, "weather") for t in WEATHER] + [(t, "music") for t in MUSIC]
+    return [Example(text, label, id=f"ex{i}") for i, (text, label) in enumerate(rows)]
+
+
+def _tiny_model(folder, seed):
+    """A 1-layer, 32-dim BERT + mean pooling saved as a sentence-transformers folder."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+    try:
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.models import Pooling, Transformer
+    from sentence_transformers import SentenceTransformer
+
+    torch.manual_seed(seed)
+    hf = folder / "hf"
+    hf.mkdir(parents=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS))
+    (hf / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab_file=str(hf / "vocab.txt")).save_pretrained(hf)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(hf)
+    SentenceTransformer(modules=[Transformer(str(hf)), Pooling(32, "mean")], device="cpu").save(str(folder / "st"))
+    return str(folder / "st")
+
+
+@pytest.fixture(scope="module")
+def tiny_embedders(tmp_path_factory):
+    import torch
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("tiny_st")
+    return _tiny_model(root / "a", seed=0), _tiny_model(root / "b", seed=1)
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    return tmp_path / "emb_cache"
+
+
+def test_encode_normalised_float32(tiny_embedders, cache_dir):
+    emb = Embedder(tiny_embedders[0], cache_dir=cache_dir).load()
+    vecs = emb.encode(FLIGHTS + WEATHER)
+    assert vecs.dtype == np.float32 and vecs.shape == (6, emb.dim) == (6, 32)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert emb.encode([]).shape == (0, 32)
+
+
+def test_constructor_does_no_io(tmp_path):
+    emb = Embedder(str(tmp_path / "missing"), cache_dir=tmp_path / "c")
+    assert emb.model is None and not (tmp_path / "c").exists()
+
+
+def test_cache_hits_and_persistence(tiny_embedders, cache_dir):
+    first = Embedder(tiny_embedders[0], cache_dir=cache_dir)
+    a = first.encode(FLIGHTS + FLIGHTS[:1])  # a duplicate counts once
+    assert first.cache_stats == {"hits": 0, "misses": 3}
+    b = first.encode(FLIGHTS + WEATHER[:1])
+    assert first.cache_stats == {"hits": 3, "misses": 4}
+    second = Embedder(tiny_embedders[0], cache_dir=cache_dir)
+    c = second.encode(FLIGHTS + WEATHER[:1])
+    assert second.cache_stats == {"hits": 4, "misses": 0}
+    assert second.model is None  # everything was cached: the model never loaded
+    np.testing.assert_array_equal(a[:3], c[:3])
+    np.testing.assert_array_equal(b, c)
+    fresh = Embedder(tiny_embedders[0], cache=False).encode(FLIGHTS + WEATHER[:1])
+    np.testing.assert_allclose(fresh, c, atol=1e-5)
+
+
+def test_cache_keys_separate_models(tiny_embedders, cache_dir):
+    one = Embedder(tiny_embedders[0], cache_dir=cache_dir)
+    two = Embedder(tiny_embedders[1], cache_dir=cache_dir)
+    assert one.id != two.id
+    va, vb = one.encode(FLIGHTS), two.encode(FLIGHTS)
+    assert two.cache_stats == {"hits": 0, "misses": 3}
+    assert not np.allclose(va, vb)
+    assert len(list(cache_dir.glob("*.sqlite3"))) == 2
+
+
+def test_model_id_changes_with_files(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    before = model_id(str(tmp_path))
+    (tmp_path / "config.json").write_text('{"hidden_size": 8}')
+    assert model_id(str(tmp_path)) != before
+    assert model_id("org/some-model") == "org/some-model"
+
+
+def test_cache_disabled_writes_nothing(tiny_embedders, cache_dir):
+    emb = Embedder(tiny_embedders[0], cache_dir=cache_dir, cache=False)
+    emb.encode(FLIGHTS)
+    emb.encode(FLIGHTS)
+    assert emb.cache_stats == {"hits": 0, "misses": 6} and not cache_dir.exists()
+
+
+def test_damaged_cache_warns_and_recomputes(tiny_embedders, cache_dir):
+    emb = Embedder(tiny_embedders[0], cache_dir=cache_dir)
+    cache_dir.mkdir()
+    EmbeddingCache(cache_dir, emb.id).path.write_bytes(b"not a database" * 100)
+    with pytest.warns(UserWarning, match="unusable"):
+        vecs = emb.encode(FLIGHTS)
+    assert vecs.shape == (3, 32)
+
+
+def test_cache_file_is_wal_sqlite(tiny_embedders, cache_dir):
+    emb = Embedder(tiny_embedders[0], cache_dir=cache_dir)
+    emb.encode(FLIGHTS)
+    conn = sqlite3.connect(EmbeddingCache(cache_dir, emb.id).path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT count(*) FROM vectors").fetchone()[0] == 3
+    conn.close()
+
+
+WRITER = """
+import sys, warnings
+import numpy as np
+from iclmeta.embed import EmbeddingCache
+warnings.simplefilter("error")  # a lock timeout would disable the cache with a warning: fail instead
+directory, worker = sys.argv[1], int(sys.argv[2])
+cache = EmbeddingCache(directory, "shared-model")
+for batch in range(30):
+    cache.put([f"w{worker} b{batch} t{i}" for i in range(20)], np.full((20, 4), worker + batch, dtype=np.float32))
+"""
+
+
+def test_cache_two_processes_write_at_once(cache_dir):
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(cache_dir), str(w)], stderr=subprocess.PIPE)
+             for w in range(2)]
+    errors = [proc.communicate(timeout=120)[1].decode() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], errors
+    found = EmbeddingCache(cache_dir, "shared-model").get([f"w1 b29 t{i}" for i in range(20)] + ["absent"])
+    assert len(found) == 20 and all((v == 30).all() for v in found.values())
+
+
+def test_encode_rejects_single_string(tiny_embedders, cache_dir):
+    with pytest.raises(UserError, match="list of strings"):
+        Embedder(tiny_embedders[0], cache_dir=cache_dir).encode("book a flight")
+
+
+def test_retriever_nearest_last(tiny_embedders, cache_dir):
+    emb = Embedder(tiny_embedders[0], cache_dir=cache_dir)
+    examples = _examples()
+    retriever = Retriever.build(examples, emb)
+    picked = retriever.select(examples[0], k=3)
+    assert picked[-1] == examples[0]  # an exact match is the most similar, placed last
+    sims = emb.encode([ex.text for ex in picked]) @ emb.encode([examples[0].text])[0]
+    assert list(sims) == sorted(sims)
+    assert retriever.select(examples[0], k=3, order="nearest-first") == picked[::-1]
+
+
+def test_retriever_k_validation(tiny_embedders, cache_dir):
+    retriever = Retriever.build(_examples(), Embedder(tiny_embedders[0], cache_dir=cache_dir))
+    assert len(retriever.select("play jazz", k=100)) == len(_examples())
+    assert retriever.select("play jazz", k=0) == []
+    with pytest.raises(UserError, match="negative"):
+        retriever.select("play jazz", k=-1)
+    with pytest.raises(UserError, match="order"):
+        retriever.select("play jazz", k=2, order="random")
+
+
+def test_retriever_balance_covers_labels(tiny_embedders, cache_dir):
+    retriever = Retriever.build(_examples(), Embedder(tiny_embedders[0], cache_dir=cache_dir))
+    picked = retriever.select("book a flight to paris", k=6, balance=True)
+    counts = {label: sum(ex.label == label for ex in picked) for label in ("flight", "weather", "music")}
+    assert counts == {"flight": 2, "weather": 2, "music": 2}
+    picked = retriever.select("book a flight to paris", k=4, balance=True)
+    assert sorted(ex.label for ex in picked).count("flight") >= 1 and len({ex.label for ex in picked}) == 3
+
+
+def test_retriever_save_load_round_trip(tiny_embedders, cache_dir, tmp_path):
+    emb = Embedder(tiny_embedders[0], cache_dir=cache_dir)
+    retriever = Retriever.build(_examples(), emb)
+    folder = retriever.save(tmp_path / "index")
+    retriever.save(folder)  # saving twice keeps one index file
+    assert len(list(folder.glob("index-*.faiss"))) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = Retriever.load(folder)  # embedder rebuilt from the saved name
+    assert loaded.embedder.id == emb.id
+    for query, opts in [("will it rain", {}), ("book a flight", {"balance": True}),
+                        ("play music", {"mmr_lambda": 0.3})]:
+        assert loaded.select(query, k=4, **opts) == retriever.select(query, k=4, **opts)
+
+
+def test_retriever_load_errors(tiny_embedders, cache_dir, tmp_path):
+    with pytest.raises(UserError, match="retriever.json missing"):
+        Retriever.load(tmp_path / "nothing")
+    folder = Retriever.build(_examples(), Embedder(tiny_embedders[0], cache_dir=cache_dir)).save(tmp_path / "ix")
+    with pytest.warns(UserWarning, match="built with"):
+        Retriever.load(folder, Embedder(tiny_embedders[1], cache_dir=cache_dir))
+    for index_file in folder.glob("index-*.faiss"):
+        index_file.unlink()
+    with pytest.raises(UserError, match="damaged"):
+        Retriever.load(folder)
+    with pytest.raises(UserError, match="no examples"):
+        Retriever.build([], Embedder(tiny_embedders[0], cache_dir=cache_dir))
+
+
+@pytest.mark.integration
+def test_minilm_retrieves_flight_before_weather(tmp_path):
+    from iclmeta.models import resolve_embedder
+
+    emb = Embedder(resolve_embedder(None), cache_dir=tmp_path).load()
+    assert emb.dim == 384
+    examples = [Example("what is the weather like in paris", "weather", id="w1"),
+                Example("what is the weather report for seattle", "weather", id="w2"),
+                Example("i need a flight from nyc to paris with delta", "book_flight", id="f1"),
+                Example("book me a plane ticket to london", "book_flight", id="f2"),
+                Example("play my workout playlist", "play_music", id="m")]
+    picked = Retriever.build(examples, emb).select("book a flight to paris", k=3)
+    # Both flights outrank the weather example that shares the city; the nearest comes last.
+    assert [ex.id for ex in picked] == ["w1", "f2", "f1"]

@@ -1,0 +1,194 @@
+"""Shot-count reports: loading runs, curves, paired bootstrap, the CLI and the notebook."""
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from iclmeta.cli import main
+from iclmeta.errors import UserError
+from iclmeta.report import (adapt_curve, load_runs, paired_bootstrap, paired_differences,
+                            shot_curve, summarize)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = (0, 1, 4)
+# Expected accuracy by method and shot count; "icl+0.1" is icl shifted on every episode.
+BASE = {"icl": {0: 0.35, 1: 0.5, 4: 0.65}, "retrieval": {0: 0.35, 1: 0.6, 4: 0.72}}
+
+
+def row(method, shots, episode, accuracy, label=None, model="smollm2", options=None, **extra):
+    return {"dataset": "trec", "split": "meta-test", "class_split": "all", "ways": 5,
+            "shots": shots, "pool": 4, "episode": episode, "seed": 0, "method": method,
+            "label": label or method, "accuracy": accuracy, "n_queries": 25,
+            "n_correct": round(25 * accuracy), "model": model, "embedder": "minilm",
+            "options": options or {}, "seconds": 0.1, "prompt_tokens": 100, **extra}
+
+
+def make_rows(episodes=6, seed=0, models="smollm2"):
+    """icl, retrieval, a copy of icl, icl+0.1, zero-shot and maml with adapt_steps 0/1/5."""
+    rng, rows = random.Random(seed), []
+    for ep in range(episodes):
+        noise = {s: rng.uniform(-0.1, 0.1) for s in SHOTS}
+        rows.append(row("zero-shot", 0, ep, 0.3 + noise[0], model=models))
+        for s in SHOTS:
+            icl = round(BASE["icl"][s] + noise[s], 2)
+            rows += [row("icl", s, ep, icl, model=models),
+                     row("retrieval", s, ep, BASE["retrieval"][s] + rng.uniform(-0.1, 0.1)),
+                     row("icl", s, ep, icl, label="icl-copy"),
+                     row("icl", s, ep, icl + 0.1, label="icl+0.1")]
+            rows += [row("maml", s, ep, 0.3 + 0.02 * k * s + noise[s], adapt_steps=k,
+                         options={"inner_lr": 0.01}) for k in (0, 1, 5)]
+    return rows
+
+
+def write_run(folder: Path, rows) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+@pytest.fixture()
+def run(tmp_path):
+    return write_run(tmp_path / "run-a", make_rows())
+
+
+def test_load_runs_and_shot_curve(run):
+    df = load_runs(run)
+    assert len(df) == 6 * (1 + 3 * 4 + 3 * 3) and set(df["run"]) == {"run-a"}
+    curve = shot_curve(df)
+    assert list(dict.fromkeys(curve["label"])) == ["zero-shot", "icl", "retrieval", "icl-copy",
+                                                   "icl+0.1", "maml"]
+    icl = curve[curve["label"] == "icl"].set_index("shots")
+    expected = df[(df["label"] == "icl") & (df["shots"] == 4)]["accuracy"].mean()
+    assert icl.loc[4, "mean"] == pytest.approx(expected)
+    assert (icl["ci_low"] < icl["mean"]).all() and (icl["n_episodes"] == 6).all()
+    maml = curve[curve["label"] == "maml"]
+    assert (maml["adapt_steps"] == 5).all() and (maml["n_episodes"] == 6).all()
+    # the row-dict summary used by the harness agrees on the final adaptation step
+    rows = df.to_dict("records")
+    for r in rows:
+        r["adapt_steps"] = None if r["adapt_steps"] != r["adapt_steps"] else r["adapt_steps"]
+    summary = {(s["label"], s["shots"]): s for s in summarize(rows)}
+    assert summary[("maml", 4)]["mean"] == pytest.approx(
+        maml.set_index("shots").loc[4, "mean"])
+
+
+def test_adapt_curve_has_every_step(run):
+    curve = adapt_curve(load_runs(run))
+    assert set(curve["label"]) == {"maml"} and sorted(set(curve["adapt_steps"])) == [0, 1, 5]
+    assert len(curve) == 9
+    assert adapt_curve(load_runs(write_run(run.parent / "plain", [row("icl", 1, 0, 0.5)]))).empty
+
+
+def test_paired_differences_exact_cases(run):
+    diffs = paired_differences(load_runs(run), baseline="icl").set_index(["a", "shots"])
+    same = diffs.loc[("icl-copy", 4)]
+    assert same["diff"] == 0 and same["ci_low"] == 0 and same["ci_high"] == 0
+    assert same["frac_tie"] == 1 and same["frac_a_better"] == 0
+    better = diffs.loc[("icl+0.1", 1)]
+    assert better["diff"] == pytest.approx(0.1)
+    assert better["ci_low"] == pytest.approx(0.1) and better["ci_high"] == pytest.approx(0.1)
+    assert better["frac_a_better"] == 1 and better["n_pairs"] == 6
+    assert ("zero-shot", 1) not in diffs.index and ("zero-shot", 0) in diffs.index
+
+
+def test_paired_bootstrap_is_seeded_and_covers_the_mean():
+    d = [0.2, -0.1, 0.05, 0.3, 0.0, 0.1, -0.05, 0.15]
+    low, high = paired_bootstrap(d, n_boot=10_000, seed=3)
+    assert (low, high) == paired_bootstrap(d, n_boot=10_000, seed=3)
+    assert low < sum(d) / len(d) < high and high - low < 0.25
+
+
+def test_all_pairs_put_the_better_label_first(run):
+    diffs = paired_differences(load_runs(run), n_boot=200)
+    pair = diffs[(diffs["a"] == "icl+0.1") & (diffs["b"] == "icl")]
+    assert len(pair) == 3 and (pair["diff"] > 0).all()
+    assert diffs[(diffs["a"] == "icl") & (diffs["b"] == "icl+0.1")].empty
+
+
+def test_merge_disambiguates_different_setups(tmp_path):
+    a = write_run(tmp_path / "small", make_rows(episodes=3))
+    b = write_run(tmp_path / "big", make_rows(episodes=3, models="other-lm"))
+    labels = set(load_runs([a, b])["label"])
+    assert {"icl [small]", "icl [big]", "zero-shot [small]", "zero-shot [big]"} <= labels
+    assert "retrieval" in labels and "icl" not in labels
+    # the same run twice adds no rows: identical cells are kept once
+    assert len(load_runs([a, a / "results.jsonl"])) == len(load_runs(a))
+
+
+def test_cli_report_writes_tables_and_figures(run, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", str(run), "--out", str(out), "--baseline", "icl",
+                 "--bootstrap", "500"]) == 0
+    printed = capsys.readouterr().out
+    assert "| retrieval |" in printed and "icl+0.1 − icl" in printed
+    for name in ("report.md", "shot_curve.csv", "paired_differences.csv", "adapt_curve.csv",
+                 "shot_curve.png", "shot_curve.svg", "paired_differences.png",
+                 "adapt_curve.png", "adapt_curve.svg"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "shot_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| icl+0.1 − icl | 1 | +10.0 | [+10.0, +10.0] | 100% |" in (out / "report.md").read_text()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_cli_report_default_out_and_no_adapt_figure(tmp_path):
+    plain = write_run(tmp_path / "plain", [row(m, s, e, 0.5 + 0.01 * e) for m in ("icl", "knn")
+                                           for s in SHOTS for e in range(4)])
+    assert main(["report", str(plain), "--bootstrap", "100"]) == 0
+    assert (plain / "report" / "shot_curve.png").exists()
+    assert not (plain / "report" / "adapt_curve.png").exists()
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: d.mkdir(), "holds no results.jsonl"),
+    (lambda d: None, "does not exist"),
+    (lambda d: write_run(d, []) and (d / "results.jsonl").write_text('{"method": "icl"\n'),
+     "line 1 is not valid JSON"),
+    (lambda d: write_run(d, [{"method": "icl", "shots": 1}]), "lacks episode, accuracy"),
+])
+def test_cli_report_bad_input_is_one_line(tmp_path, capsys, setup, message):
+    folder = tmp_path / "bad"
+    setup(folder)
+    assert main(["report", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_unknown_baseline_lists_labels(run):
+    with pytest.raises(UserError, match="choose one of: zero-shot, icl"):
+        paired_differences(load_runs(run), baseline="nope")
+
+
+def test_import_stays_light():
+    code = ("import sys, iclmeta.report, iclmeta.plots, iclmeta.runs, iclmeta.report_writer; "
+            "print(sorted(m for m in ('pandas', 'matplotlib', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_notebook_runs_headless(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    from jupyter_client.manager import KernelManager
+
+    path = ROOT / "notebooks" / "shot_curves.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") and not c.get("execution_count") for c in nb.cells
+               if c.cell_type == "code"), "store the notebook without outputs"
+    other = [{**r, "seed": 1} for r in make_rows(episodes=4, seed=1, models="other-lm")]
+    runs = [write_run(tmp_path / "run-a", make_rows()), write_run(tmp_path / "run-b", other)]
+    monkeypatch.setenv("ICLMETA_RUNS", os.pathsep.join(map(str, runs)))
+    km = KernelManager(kernel_name="python3")
+    assert km.format_kernel_cmd()[0] == sys.executable  # the kernel is this venv's python
+    start = time.perf_counter()
+    nbclient.NotebookClient(nb, km=km, timeout=120, resources={"metadata": {"path": tmp_path}}
+                            ).execute()
+    elapsed = time.perf_counter() - start
+    print(f"notebook executed in {elapsed:.1f}s")
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 3  # shot curve, paired differences, adaptation curve
+    assert elapsed < 60
