@@ -1,0 +1,70 @@
+"""Shared fixtures: a tiny random Llama with an offline word-level tokenizer.
+
+Heavy libraries are imported inside fixtures so that tests checking ``import iclmeta`` stays light
+still see a clean interpreter.
+"""
+
+import os
+
+# Hub lookups must fail at once instead of retrying for ~45 s on machines without network access.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import pytest  # noqa: E402
+
+TINY_WORDS = (
+    "the a an is was what where who when how why which to of in on for and or not "
+    "flight book cancel weather today tomorrow city music play song alarm set timer "
+    "positive negative neutral good bad great film movie review sentiment label input "
+    "question answer number location person entity description abbreviation yes no "
+    "user assistant system : , . ? ! 0 1 2 3 4 5 6 7 8 9"
+).split()
+TINY_SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
+TINY_CHAT_TEMPLATE = (
+    "{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<s> assistant :{% endif %}"
+)
+
+
+def build_tiny_tokenizer():
+    """Word-level tokenizer over ``TINY_WORDS`` that prepends ``<s>`` (as Llama tokenizers do)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(TINY_SPECIALS + list(TINY_WORDS))}
+    raw = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    raw.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
+    return PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>", chat_template=TINY_CHAT_TEMPLATE)
+
+
+def build_tiny_model(vocab_size: int, seed: int = 0, **overrides):
+    """A 2-layer random Llama (fp32, eval mode) small enough to build in well under a second."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    settings = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                    pad_token_id=0, bos_token_id=2, eos_token_id=3, tie_word_embeddings=False)
+    settings.update(overrides)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(**settings)).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_and_tokenizer():
+    """Raw ``(model, tokenizer)`` of the tiny Llama; shared, so tests must not modify the weights."""
+    import torch
+
+    torch.set_num_threads(2)
+    tokenizer = build_tiny_tokenizer()
+    return build_tiny_model(len(tokenizer)), tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tiny_model_and_tokenizer):
+    """The tiny Llama as an ``HFLM`` named "tiny" (batch size 3, so batching paths get exercised)."""
+    from iclmeta.lm import HFLM
+
+    model, tokenizer = tiny_model_and_tokenizer
+    return HFLM(model, tokenizer, name="tiny", batch_size=3)
