@@ -100,6 +100,115 @@ def add_prompt_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--order", choices=["nearest-last", "nearest-first"], default="nearest-last")
 
 
+def add_report_parser(sub) -> None:
+    rp = sub.add_parser("report", help="merge runs into tables, paired differences and plots",
+                        description="Merge run folders and write report.md, CSV tables "
+                        "(shot_curve, paired_differences,\nadapt_curve) and PNG/SVG figures: "
+                        "accuracy vs shots with 95% CI bands, paired differences\nbetween "
+                        "methods on the same episodes, and accuracy vs adaptation steps for "
+                        "gradient methods.",
+                        epilog="examples:\n  iclmeta report runs/latest\n  iclmeta report "
+                        "runs/icl runs/maml --baseline icl --out runs/compare",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders written by 'eval'")
+    rp.add_argument("--out", help="report folder (default: FIRST_RUN_DIR/report)")
+    rp.add_argument("--baseline", metavar="LABEL", help="compare every method with this one "
+                    "(default: every pair, the better of the two first)")
+    rp.add_argument("--bootstrap", type=int, default=10_000, metavar="N",
+                    help="paired bootstrap resamples of episodes (default: 10000)")
+    rp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+
+
+def add_metric_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("metric methods (knn, protonet, matching, relation)")
+    g.add_argument("--distance", choices=["cosine", "euclidean"],
+                   help="similarity of embeddings (default: the checkpoint's, else cosine)")
+    g.add_argument("--checkpoint", action="append", dest="checkpoints", metavar="DIR",
+                   help="repeatable; a folder written by 'iclmeta train'; each method uses the "
+                        "one trained for it (relation requires one)")
+
+
+def add_lora_eval_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("gradient methods (finetune, multitask, maml, fomaml, reptile)")
+    g.add_argument("--adapter", action="append", dest="adapters", metavar="DIR",
+                   help="repeatable; a LoRA folder written by 'iclmeta train'; each method uses "
+                        "the one trained for it (all but finetune require one)")
+    g.add_argument("--adapt-steps", type=int, help="SGD steps on each episode's support set; 0 "
+                   "evaluates the initialisation itself (default: the adapter's inner steps; "
+                   "finetune: 3)")
+    g.add_argument("--adapt-lr", type=float, help="SGD learning rate of those steps (default: "
+                   "the adapter's inner lr; finetune: 0.1)")
+    add_lora_layout_args(g)
+
+
+def add_lora_layout_args(g) -> None:
+    g.add_argument("--lora-rank", type=int, help="LoRA rank of a fresh adapter (default: 8)")
+    g.add_argument("--lora-alpha", type=float, help="LoRA alpha (default: 16)")
+    g.add_argument("--lora-targets", type=name_list,
+                   help="comma-separated module names to adapt (default: q_proj,v_proj)")
+
+
+def name_list(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one module name, e.g. q_proj,v_proj")
+    return names
+
+
+LORA_EVAL_ARGS = ("adapt_steps", "adapt_lr", "lora_rank", "lora_alpha", "lora_targets")
+
+
+def lora_eval_fields(args) -> dict:
+    given = {k: getattr(args, k) for k in LORA_EVAL_ARGS if getattr(args, k) is not None}
+    return {"adapters": args.adapters or [], **given}
+
+
+def add_lora_train_args(tr: argparse.ArgumentParser) -> None:
+    g = tr.add_argument_group("LoRA meta-learning (maml, fomaml, reptile, multitask)")
+    g.add_argument("--inner-steps", type=int, help="SGD steps on each task's support (default: 2)")
+    g.add_argument("--inner-lr", type=float, help="inner SGD learning rate (default: 0.1)")
+    g.add_argument("--meta-lr", type=float, help="Adam learning rate (maml, fomaml, multitask; "
+                   "default 1e-3) or Reptile's interpolation step in (0, 1] (default 0.5)")
+    g.add_argument("--meta-batch", type=int, help="tasks per meta-step (default: 2)")
+    g.add_argument("--template", help="prompt template (default: by dataset)")
+    g.add_argument("--scoring", choices=["direct", "normalized"],
+                   help="label score the task loss uses (default: normalized)")
+    add_lora_layout_args(g)
+
+
+def add_train_parser(sub) -> None:
+    tr = sub.add_parser("train", help="meta-train a method on meta-train class episodes",
+                        description="Episodic meta-training on the meta-train classes of a "
+                        "class-disjoint split; the best step on meta-val is saved to --out.",
+                        epilog="examples:\n  iclmeta train --method protonet --dataset trec-50 "
+                        "--shots 1,5 --queries 4 --out checkpoints/proto\n  iclmeta eval "
+                        "--method protonet --checkpoint checkpoints/proto --dataset trec-50",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tr.add_argument("--method", required=True, choices=sorted(TRAINERS))
+    add_data_args(tr)
+    add_model_args(tr)
+    g = tr.add_argument_group("training (unset values take the method's defaults)")
+    g.add_argument("--ways", type=int, help="classes per episode (metric default: 5)")
+    g.add_argument("--shots", type=int_list, help="shot counts, cycled over steps (metric "
+                                                  "default: 1,5)")
+    g.add_argument("--queries", type=int, help="queries per class (metric default: 5)")
+    g.add_argument("--steps", type=int, help="training episodes (metric default: 500)")
+    g.add_argument("--lr", type=float, help="learning rate (metric default: 1e-3)")
+    g.add_argument("--seed", type=int, help="seed of episodes and initialisation (default: 0)")
+    g.add_argument("--split-seed", type=int, help="seed of the class split (default: 0)")
+    g.add_argument("--val-episodes", type=int, help="meta-val episodes (metric default: 50)")
+    g.add_argument("--eval-every", type=int, help="steps between meta-val checks (default: 50)")
+    g.add_argument("--head", choices=["linear", "mlp", "none"],
+                   help="metric: projection head over the embeddings (default: linear)")
+    g.add_argument("--distance", choices=["cosine", "euclidean"],
+                   help="metric: similarity (default: cosine)")
+    g.add_argument("--hidden", type=int, help="metric: hidden width of MLPs (default: 256)")
+    add_lora_train_args(tr)
+    tr.add_argument("--out", metavar="CHECKPOINT_DIR",
+                    help="checkpoint folder (default: checkpoints/METHOD)")
+    tr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .methods import METHODS
     parser = _Parser(prog="iclmeta", description="Few-shot learning with language models on "
@@ -115,9 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_episode_args(ev)
     add_model_args(ev)
     add_prompt_args(ev)
+    add_metric_args(ev)
+    add_lora_eval_args(ev)
     ev.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
     ev.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_report_parser(sub)
+    add_train_parser(sub)
     return parser
 
 
@@ -132,7 +245,9 @@ def config_from_args(args):
         class_split=args.class_split, scoring=args.scoring, k=args.k, balance=args.balance,
         mmr=args.mmr, order=args.order, device=args.device, dtype=args.dtype,
         batch_size=args.batch_size, cache_dir=args.cache_dir,
-        trust_remote_code=args.trust_remote_code, out=args.out)
+        trust_remote_code=args.trust_remote_code, out=args.out,
+        distance=args.distance, checkpoints=args.checkpoints or [],
+        **lora_eval_fields(args))
 
 
 def cmd_eval(args) -> int:
@@ -143,7 +258,62 @@ def cmd_eval(args) -> int:
     return 0
 
 
-COMMANDS = {"eval": cmd_eval}
+def cmd_report(args) -> int:
+    from .report_writer import write_report
+    written = write_report(args.runs, out=args.out, baseline=args.baseline,
+                           n_boot=args.bootstrap, seed=args.seed)
+    print(written.text)
+    print(f"\n{written.describe()}")
+    return 0
+
+
+METRIC_TRAIN_ARGS = ("dataset", "text_field", "label_field", "split_field", "hf_config",
+                     "embedder", "cache_dir", "ways", "shots", "queries", "steps", "lr", "seed",
+                     "head", "distance", "hidden", "val_episodes", "eval_every", "split_seed",
+                     "out")
+
+
+def train_metric_cmd(args) -> int:
+    from .metric_train import MetricTrainConfig, train_metric
+    given = {k: getattr(args, k) for k in METRIC_TRAIN_ARGS if getattr(args, k) is not None}
+    path = train_metric(MetricTrainConfig(method=args.method, **given),
+                        progress=not args.no_progress)
+    print(f"checkpoint: {path}  (use: iclmeta eval --method {args.method} --checkpoint {path})")
+    return 0
+
+
+# Training families by method; each entry takes the parsed 'train' arguments.
+LORA_TRAIN_ARGS = ("dataset", "text_field", "label_field", "split_field", "hf_config", "model",
+                   "template", "scoring", "ways", "shots", "queries", "split_seed", "seed",
+                   "steps", "inner_steps", "inner_lr", "meta_lr", "meta_batch", "lora_rank",
+                   "lora_alpha", "lora_targets", "eval_every", "val_episodes", "device",
+                   "dtype", "cache_dir", "out")
+
+
+def train_lora_cmd(args) -> int:
+    from .meta_train import MetaTrainConfig, meta_train
+    if args.lr is not None:
+        raise UserError(f"--lr does not apply to {args.method}; use --inner-lr and --meta-lr")
+    given = {k: getattr(args, k) for k in LORA_TRAIN_ARGS if getattr(args, k, None) is not None}
+    given.setdefault("out", f"adapters/{args.method}")
+    meta = meta_train(MetaTrainConfig(method=args.method, **given), progress=not args.no_progress)
+    out = given["out"]
+    print(f"adapter: {out} (step {meta['step']}, meta-val accuracy "
+          f"{meta['meta_val_accuracy']:.3f}); use: iclmeta eval --method {args.method} "
+          f"--adapter {out}")
+    return 0
+
+
+TRAINERS = {"protonet": train_metric_cmd, "matching": train_metric_cmd,
+            "relation": train_metric_cmd, "maml": train_lora_cmd, "fomaml": train_lora_cmd,
+            "reptile": train_lora_cmd, "multitask": train_lora_cmd}
+
+
+def cmd_train(args) -> int:
+    return TRAINERS[args.method](args)
+
+
+COMMANDS = {"eval": cmd_eval, "report": cmd_report, "train": cmd_train}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,12 @@ class EvalConfig:
     out: str = "runs/latest"
     distance: Literal["cosine", "euclidean"] | None = None  # metric methods; None: checkpoint's, else cosine
     checkpoints: list[str] = field(default_factory=list)  # trained folders; each method takes its own
+    adapters: list[str] = field(default_factory=list)  # LoRA folders from 'iclmeta train'; each method takes its own
+    adapt_steps: int | None = None  # gradient methods: SGD steps on the support; None: the adapter's inner steps (finetune: 3)
+    adapt_lr: float | None = None  # None: the adapter's inner lr (finetune: 0.1)
+    lora_rank: int = 8  # finetune's fresh LoRA (meta-learned adapters carry their own layout)
+    lora_alpha: float = 16.0
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,6 +89,8 @@ class EvalConfig:
             raise UserError("--episodes must be at least 1")
         if self.queries is not None and self.queries < 1:
             raise UserError("--queries must be at least 1 (or 'all')")
+        if (self.adapt_steps or 0) < 0 or (self.adapt_lr or 0) < 0 or self.lora_rank < 1:
+            raise UserError("--adapt-steps and --adapt-lr must be non-negative, --lora-rank >= 1")
         if self.mmr is not None and not 0.0 <= self.mmr <= 1.0:
             raise UserError(f"--mmr {self.mmr} is outside [0, 1]; 1 is pure similarity")
         if self.distance not in (None, "cosine", "euclidean"):

@@ -5,8 +5,8 @@
 ``predict(episode, shots) -> Prediction``. Modules are imported only when their method is
 used, so listing methods stays light.
 
->>> sorted(METHODS)[:3]
-['icl', 'retrieval', 'zero-shot']
+>>> {"icl", "retrieval", "zero-shot"} <= set(METHODS)
+True
 """
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ METHODS: dict[str, str] = {
     "zero-shot": "iclmeta.methods.prompting:ZeroShot",
     "icl": "iclmeta.methods.prompting:RandomDemos",
     "retrieval": "iclmeta.methods.prompting:RetrievedDemos",
+    "knn": "iclmeta.methods.metric:build",
+    "protonet": "iclmeta.methods.metric:build",
+    "matching": "iclmeta.methods.metric:build",
+    "relation": "iclmeta.methods.metric:build",
+    "finetune": "iclmeta.methods.finetune:FineTune",
+    "multitask": "iclmeta.methods.finetune:MetaLearned",
+    "maml": "iclmeta.methods.finetune:MetaLearned",
+    "fomaml": "iclmeta.methods.finetune:MetaLearned",
+    "reptile": "iclmeta.methods.finetune:MetaLearned",
 }
 
 
