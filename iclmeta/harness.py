@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,14 +49,34 @@ def prepare(config: EvalConfig) -> tuple[LabelledDataset, EpisodePlan, list[Epis
     return ds, plan, sample_episodes(ds, plan, config.episodes, config.seed)
 
 
-def train_episodes(ds: LabelledDataset, config: EvalConfig, plan: EpisodePlan,
-                   n: int = 100) -> list[Episode]:
-    """Meta-train episodes for methods that learn across tasks (none when classes are shared)."""
-    if plan.class_split != "disjoint":
-        return []
-    train_plan = plan_episodes(ds, plan.ways, config.shots, config.queries, "meta-train",
-                               "disjoint", plan.pool, config.split_seed)
-    return sample_episodes(ds, train_plan, n, config.seed + 1)
+class TrainEpisodes(Sequence):
+    """Meta-train episodes for ``Method.fit``, sampled only when a method reads them.
+
+    Most methods train through ``iclmeta train`` and never look, so a dataset whose meta-train
+    classes are too small for the run's shots (TREC-50) still evaluates; a method that does
+    read them gets the sampler's error then. With every class in play there are none.
+    """
+
+    def __init__(self, ds: LabelledDataset, config: EvalConfig, plan: EpisodePlan, n: int = 100):
+        self._args = (ds, config, plan, n)
+        self._episodes: list[Episode] | None = None
+
+    def _sample(self) -> list[Episode]:
+        if self._episodes is None:
+            ds, config, plan, n = self._args
+            if plan.class_split != "disjoint":
+                self._episodes = []
+            else:
+                train_plan = plan_episodes(ds, plan.ways, config.shots, config.queries,
+                                           "meta-train", "disjoint", plan.pool, config.split_seed)
+                self._episodes = sample_episodes(ds, train_plan, n, config.seed + 1)
+        return self._episodes
+
+    def __len__(self) -> int:
+        return len(self._sample())
+
+    def __getitem__(self, index):
+        return self._sample()[index]
 
 
 class ResultStore:
@@ -147,11 +168,11 @@ def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True,
     if rows:
         echo(f"resuming: {len(rows)} rows already in {out}, {len(todo)} to go")
     resources = Resources(config, ds)
-    methods, store = {}, ResultStore(out)
+    methods, store, meta_train = {}, ResultStore(out), TrainEpisodes(ds, config, plan)
     for ep, name, shots in tqdm(todo, desc="eval", unit="item", disable=not progress):
         if name not in methods:
             methods[name] = build_method(name, resources)
-            methods[name].fit(train_episodes(ds, config, plan))
+            methods[name].fit(meta_train)  # loads what the method needs, before the clock
         start = time.perf_counter()
         pred = methods[name].predict(ep, shots)
         row = row_for(config, ds, plan, methods[name], ep, shots, pred,

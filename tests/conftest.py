@@ -68,3 +68,41 @@ def tiny_lm(tiny_model_and_tokenizer):
 
     model, tokenizer = tiny_model_and_tokenizer
     return HFLM(model, tokenizer, name="tiny", batch_size=3)
+
+
+def build_tiny_embedder(folder, words, seed: int = 0, dim: int = 32) -> str:
+    """A 1-layer BERT + mean pooling over ``words``, saved as a sentence-transformers folder."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    torch.manual_seed(seed)
+    hf = folder / "hf"
+    hf.mkdir(parents=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(words))
+    (hf / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab_file=str(hf / "vocab.txt")).save_pretrained(hf)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=dim, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=2 * dim,
+                        max_position_embeddings=64)
+    BertModel(config).save_pretrained(hf)
+    SentenceTransformer(modules=[Transformer(str(hf)), Pooling(dim, "mean")],
+                        device="cpu").save(str(folder / "st"))
+    return str(folder / "st")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_model_and_tokenizer):
+    """The tiny Llama and its tokenizer saved as a local model folder (``--model DIR``)."""
+    model, tokenizer = tiny_model_and_tokenizer
+    folder = tmp_path_factory.mktemp("tiny_lm")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder_dir(tmp_path_factory):
+    """A tiny sentence-transformers folder over the tiny LM's vocabulary (``--embedder DIR``)."""
+    return build_tiny_embedder(tmp_path_factory.mktemp("tiny_st"), TINY_WORDS)

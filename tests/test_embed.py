@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
+from conftest import build_tiny_embedder
+
 from iclmeta.data import Example
 from iclmeta.embed import Embedder, EmbeddingCache, Retriever, model_id
 from iclmeta.errors import UserError
@@ -27,35 +29,12 @@ def _examples():
     return [Example(text, label, id=f"ex{i}") for i, (text, label) in enumerate(rows)]
 
 
-def _tiny_model(folder, seed):
-    """A 1-layer, 32-dim BERT + mean pooling saved as a sentence-transformers folder."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-    try:
-        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    except ImportError:  # sentence-transformers < 6
-        from sentence_transformers.models import Pooling, Transformer
-    from sentence_transformers import SentenceTransformer
-
-    torch.manual_seed(seed)
-    hf = folder / "hf"
-    hf.mkdir(parents=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS))
-    (hf / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizerFast(vocab_file=str(hf / "vocab.txt")).save_pretrained(hf)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
-    BertModel(config).save_pretrained(hf)
-    SentenceTransformer(modules=[Transformer(str(hf)), Pooling(32, "mean")], device="cpu").save(str(folder / "st"))
-    return str(folder / "st")
-
-
 @pytest.fixture(scope="module")
 def tiny_embedders(tmp_path_factory):
     import torch
     torch.set_num_threads(2)
     root = tmp_path_factory.mktemp("tiny_st")
-    return _tiny_model(root / "a", seed=0), _tiny_model(root / "b", seed=1)
+    return build_tiny_embedder(root / "a", WORDS, seed=0), build_tiny_embedder(root / "b", WORDS, seed=1)
 
 
 @pytest.fixture

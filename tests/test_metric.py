@@ -10,6 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from conftest import build_tiny_embedder
+
 from iclmeta.cli import main
 from iclmeta.config import EvalConfig
 from iclmeta.data import Example, LabelledDataset
@@ -204,33 +206,13 @@ def test_damaged_checkpoint_is_a_user_error(tmp_path):
 WORDS = [f"w{i}" for i in range(40)]
 
 
-def _tiny_st(folder):
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    torch.manual_seed(0)
-    hf = folder / "hf"
-    hf.mkdir(parents=True)
-    (hf / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-                                            + WORDS) + "\n")
-    BertTokenizerFast(vocab_file=str(hf / "vocab.txt")).save_pretrained(hf)
-    BertModel(BertConfig(vocab_size=45, hidden_size=16, num_hidden_layers=1,
-                         num_attention_heads=2, intermediate_size=32,
-                         max_position_embeddings=32)).save_pretrained(hf)
-    SentenceTransformer(modules=[Transformer(str(hf)), Pooling(16, "mean")],
-                        device="cpu").save(str(folder / "st"))
-    return str(folder / "st")
-
-
 def test_cli_train_then_eval_with_checkpoint(tmp_path, capsys):
     rng = np.random.default_rng(0)
     rows = [{"text": " ".join([WORDS[2 * c], WORDS[2 * c + 1]] + list(rng.choice(WORDS, 2))),
              "label": f"c{c:02d}"} for c in range(20) for _ in range(8)]
     data = tmp_path / "words.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    common = ["--dataset", str(data), "--embedder", _tiny_st(tmp_path),
+    common = ["--dataset", str(data), "--embedder", build_tiny_embedder(tmp_path, WORDS, dim=16),
               "--cache-dir", str(tmp_path / "cache"), "--ways", "3", "--queries", "2"]
     ckpt = tmp_path / "ck"
     assert main(["train", "--method", "protonet", *common, "--shots", "1,2", "--steps", "20",

@@ -30,7 +30,8 @@ class _Prompting:
         self.options = {"scoring": cfg.scoring, "k": cfg.k, "template": None}
 
     def fit(self, train_episodes: list[Episode]) -> None:
-        """Prompting learns nothing from meta-train episodes."""
+        """Prompting learns nothing from meta-train episodes; load the model up front."""
+        self.res.lm
 
     def n_demos(self, episode: Episode, shots: int) -> int:
         k = self.res.config.k
@@ -97,6 +98,10 @@ class RetrievedDemos(_Prompting):
         self.options.update(embedder=cfg.embedder or "minilm", balance=cfg.balance,
                             mmr=cfg.mmr, order=cfg.order)
         self._selector = None
+
+    def fit(self, train_episodes):
+        super().fit(train_episodes)
+        self.res.embedder
 
     def selector(self):
         if self._selector is None:
