@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 from iclmeta.cli import main
-from iclmeta.errors import UserError
 from iclmeta.report import mean_ci
 
 CLINC = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150.jsonl"
@@ -30,26 +29,6 @@ DATASETS = {"clinc150": (str(CLINC), 5), "trec-50": ("trec-50", 4)}
 SETTINGS = (("5-way", 5, "1,5"), ("10-way", 10, "1"))
 TRAINED = ("protonet", "matching", "relation")
 FROZEN = ("knn", "protonet", "matching")
-
-
-def tolerate_small_meta_train_classes() -> None:
-    """The harness samples meta-train episodes for every method and stops when one meta-train
-    class is smaller than pool + queries (TREC-50 has a 4-example one). The metric methods do
-    not use those episodes (their training is ``iclmeta train``), so here a failure to sample
-    them means "no meta-train episodes" instead of aborting the run. The test episodes are
-    sampled independently and are unaffected."""
-    from iclmeta import harness
-
-    original = harness.train_episodes
-
-    def train_episodes(ds, config, plan, n=100):
-        try:
-            return original(ds, config, plan, n)
-        except UserError as err:
-            print(f"note: no meta-train episodes for fit() ({err})", file=sys.stderr)
-            return []
-
-    harness.train_episodes = train_episodes
 
 
 def run(argv: list[str], log: list[str]) -> float:
@@ -129,7 +108,6 @@ def main_benchmark() -> None:
     args = p.parse_args()
     import torch
     torch.set_num_threads(2)
-    tolerate_small_meta_train_classes()
     out, log, rows, checkpoints = Path(args.out), [], [], {}
     for name in args.datasets.split(","):
         source, queries = DATASETS[name]
