@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data import LABEL_FIELDS, TEXT_FIELDS, Example, LabelledDataset, _pick_field
+from .data import BUILTINS, LABEL_FIELDS, TEXT_FIELDS, Example, LabelledDataset, _pick_field
 from .errors import UserError
 
 # The hub's split names mapped onto the ones the episode sampler understands.
@@ -29,13 +29,13 @@ def _open(source: str, hf_config: str | None):
     try:
         loaded = datasets.load_dataset(source, hf_config)
     except FileNotFoundError:
-        raise UserError(f"dataset {source!r} is neither a builtin (trec, trec-50, snips), a "
-                        "file, nor a Hugging Face dataset that can be reached; check the name, "
-                        "or download it and pass a local path") from None
+        raise UserError(f"unknown dataset {source!r}: not a builtin ({', '.join(BUILTINS)}), "
+                        "not a file, and not a Hugging Face dataset that can be reached; check "
+                        "the name, or download it and pass a local path") from None
     except (ConnectionError, OSError) as exc:
-        raise UserError(f"cannot load Hugging Face dataset {source!r} "
-                        f"({exc.__class__.__name__}); check the id and your network, or pass a "
-                        "local file") from None
+        raise UserError(f"unknown dataset {source!r}: not a builtin ({', '.join(BUILTINS)}), "
+                        f"not a file, and the Hugging Face hub could not load it "
+                        f"({exc.__class__.__name__}); check the name and your network") from None
     except ValueError as exc:
         first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise UserError(f"cannot load Hugging Face dataset {source!r}: {first}") from None
