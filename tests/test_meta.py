@@ -1,0 +1,194 @@
+"""Meta-learning numerics (Reptile, first- and second-order MAML) and the training loop."""
+import json
+
+import pytest
+
+from conftest import build_tiny_model, build_tiny_tokenizer
+from iclmeta.data import Example
+from iclmeta.errors import UserError
+from iclmeta.prompts import PromptBuilder, Template
+
+CLASSES = ("flight", "weather", "music")
+SUPPORT = [Example("book a flight", "flight", "s1"), Example("weather today", "weather", "s2"),
+           Example("play a song", "music", "s3")]
+QUERY = [Example("cancel the flight", "flight", "q1"), Example("is it good weather", "weather", "q2"),
+         Example("play music", "music", "q3")]
+LABELS = ("flight", "weather", "music", "alarm", "timer", "song", "city", "movie", "film", "review")
+
+
+@pytest.fixture()
+def lora_setup():
+    """Tiny model with eager attention (double backward), LoRA weights moved off zero."""
+    import torch
+    from iclmeta.methods.lora import LoraSpec, attach_lora, task_batch
+    torch.set_num_threads(1)
+    tok = build_tiny_tokenizer()
+    model = build_tiny_model(len(tok), attn_implementation="eager")
+    lora = attach_lora(model, tok, LoraSpec(rank=2, alpha=4.0))
+    builder = PromptBuilder(Template(name="t", instruction="what is the label ?"), {})
+    support = task_batch(builder, tok, SUPPORT, CLASSES)
+    query = task_batch(builder, tok, QUERY, CLASSES)
+    gen = torch.Generator().manual_seed(0)
+    # B = 0 at a fresh init zeroes every gradient through A: start somewhere generic instead.
+    params = {k: (v + 0.3 * torch.randn(v.shape, generator=gen)).requires_grad_(True)
+              for k, v in lora.initial().items()}
+    return lora, params, support, query
+
+
+def flat(tensors):
+    import torch
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def test_reptile_step_one_is_the_inner_loop_and_zero_is_identity(lora_setup):
+    import torch
+    from iclmeta.methods.lora import adapt
+    from iclmeta.methods.reptile import reptile_update
+    lora, params, support, _ = lora_setup
+    inner = adapt(lora, params, support, steps=2, lr=0.5)
+    moved, loss = reptile_update(lora, params, [support], 2, 0.5, step_size=1.0)
+    still, _ = reptile_update(lora, params, [support], 2, 0.5, step_size=0.0)
+    torch.testing.assert_close(flat(moved.values()), flat(inner.values()))
+    torch.testing.assert_close(flat(still.values()), flat(params.values()).detach())
+    assert loss == pytest.approx(float(lora.loss(params, support).detach()), rel=1e-5)
+
+
+def test_first_order_gradient_is_the_query_gradient_at_adapted_weights(lora_setup):
+    import torch
+    from iclmeta.methods.lora import adapt
+    from iclmeta.methods.maml import meta_gradient
+    lora, params, support, query = lora_setup
+    _, fo = meta_gradient(lora, params, [(support, query)], 2, 0.5, first_order=True)
+    fast = adapt(lora, params, support, steps=2, lr=0.5)
+    expected = torch.autograd.grad(lora.loss(fast, query), list(fast.values()))
+    torch.testing.assert_close(flat(fo), flat(expected))
+    _, so = meta_gradient(lora, params, [(support, query)], 2, 0.5, first_order=False)
+    assert (flat(fo) - flat(so)).norm() > 1e-3 * flat(so).norm()  # the test can tell them apart
+
+
+def test_second_order_gradient_matches_finite_differences(lora_setup):
+    import torch
+    from iclmeta.methods.lora import adapt
+    from iclmeta.methods.maml import meta_gradient
+    lora, params, support, query = lora_setup
+    steps, lr, eps = 2, 0.5, 1e-2
+
+    def meta_loss(p):
+        with torch.enable_grad():
+            return float(lora.loss(adapt(lora, p, support, steps, lr), query).detach())
+
+    _, so = meta_gradient(lora, params, [(support, query)], steps, lr, first_order=False)
+    _, fo = meta_gradient(lora, params, [(support, query)], steps, lr, first_order=True)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(2):
+        direction = {k: torch.randn(v.shape, generator=gen) for k, v in params.items()}
+        plus = {k: (v.detach() + eps * direction[k]) for k, v in params.items()}
+        minus = {k: (v.detach() - eps * direction[k]) for k, v in params.items()}
+        numeric = (meta_loss(plus) - meta_loss(minus)) / (2 * eps)
+        analytic = float(flat(so) @ flat(direction.values()))
+        first_order = float(flat(fo) @ flat(direction.values()))
+        assert analytic == pytest.approx(numeric, rel=2e-2, abs=2e-4)
+        assert abs(first_order - numeric) > 5 * abs(analytic - numeric)
+
+
+def test_meta_gradient_averages_tasks(lora_setup):
+    import torch
+    from iclmeta.methods.maml import meta_gradient
+    lora, params, support, query = lora_setup
+    la, ga = meta_gradient(lora, params, [(support, query)], 1, 0.5, first_order=True)
+    lb, gb = meta_gradient(lora, params, [(query, support)], 1, 0.5, first_order=True)
+    lab, gab = meta_gradient(lora, params, [(support, query), (query, support)], 1, 0.5, True)
+    assert lab == pytest.approx((la + lb) / 2)
+    torch.testing.assert_close(flat(gab), (flat(ga) + flat(gb)) / 2)
+
+
+# -- the training loop on a tiny model saved to disk ---------------------------------------
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("meta")
+    tok = build_tiny_tokenizer()
+    build_tiny_model(len(tok)).save_pretrained(root / "model")
+    tok.save_pretrained(root / "model")
+    words = "the a what is book play set city today tomorrow good".split()
+    with open(root / "tiny.jsonl", "w") as handle:
+        for i, label in enumerate(LABELS):
+            for j in range(6):
+                text = f"{words[(i + j) % len(words)]} {label} {words[(i * j) % len(words)]}"
+                handle.write(json.dumps({"text": text, "label": label}) + "\n")
+    return root
+
+
+def train_config(root, out, method="fomaml", steps=2):
+    from iclmeta.meta_train import MetaTrainConfig
+    return MetaTrainConfig(method=method, dataset=str(root / "tiny.jsonl"),
+                           model=str(root / "model"), dtype="float32", device="cpu", ways=2,
+                           shots=[1, 2], queries=2, steps=steps, inner_steps=1, inner_lr=0.5,
+                           meta_batch=2, lora_rank=2, eval_every=1, val_episodes=2, val_queries=2,
+                           out=str(out))
+
+
+@pytest.mark.parametrize("method", ["maml", "fomaml", "reptile", "multitask"])
+def test_meta_training_leaves_base_weights_untouched(tiny_folder, tmp_path, method):
+    import torch
+    from iclmeta.meta_loop import MetaTrainer
+    from iclmeta.meta_train import load_adapter
+    from iclmeta.models import load_causal_lm
+    trainer = MetaTrainer(train_config(tiny_folder, tmp_path / method, method), echo=print)
+    trainer.cfg.validate()
+    trainer.run(progress=False)
+    fresh, _ = load_causal_lm(str(tiny_folder / "model"), device="cpu", dtype="float32")
+    trained = {n.replace(".base_layer", ""): p for n, p in trainer.lora.model.named_parameters()
+               if "lora_" not in n}
+    assert trained.keys() == dict(fresh.named_parameters()).keys()
+    for name, value in fresh.named_parameters():
+        assert torch.equal(trained[name], value), name
+    tensors, meta = load_adapter(tmp_path / method)
+    assert meta["method"] == method and meta["lora"]["rank"] == 2
+    final, _ = load_adapter(tmp_path / method, "checkpoint.json")
+    assert any(not torch.equal(final[k], v) for k, v in trainer.lora.portable(
+        trainer.lora.initial()).items())  # it did learn something
+
+
+def test_resume_continues_where_it_stopped(tiny_folder, tmp_path):
+    import torch
+    from iclmeta.meta_train import load_adapter, meta_train
+    meta_train(train_config(tiny_folder, tmp_path / "a", steps=3), progress=False)
+    meta_train(train_config(tiny_folder, tmp_path / "b", steps=2), progress=False)
+    meta_train(train_config(tiny_folder, tmp_path / "b", steps=3), progress=False)
+    a, _ = load_adapter(tmp_path / "a", "checkpoint.json")
+    b, _ = load_adapter(tmp_path / "b", "checkpoint.json")
+    assert a.keys() == b.keys() and any(k.startswith("optimizer.") for k in a)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+    steps = [json.loads(line).get("loss") is not None and json.loads(line)["step"]
+             for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [s for s in steps if s] == [1, 2, 3]
+
+
+def test_nan_loss_stops_without_touching_checkpoints(tiny_folder, tmp_path, monkeypatch):
+    import iclmeta.methods.reptile as reptile
+    from iclmeta.meta_train import meta_train
+    out = tmp_path / "r"
+    meta_train(train_config(tiny_folder, out, "reptile", steps=1), progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name not in ("log.jsonl", "train.yaml")}
+    monkeypatch.setattr(reptile, "reptile_update", lambda lora, params, *a: (params, float("nan")))
+    with pytest.raises(UserError, match="non-finite loss"):
+        meta_train(train_config(tiny_folder, out, "reptile", steps=3), progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name not in ("log.jsonl", "train.yaml")} == before
+
+
+def test_changed_settings_refuse_to_resume(tiny_folder, tmp_path):
+    from iclmeta.meta_train import meta_train
+    meta_train(train_config(tiny_folder, tmp_path / "c", steps=1), progress=False)
+    cfg = train_config(tiny_folder, tmp_path / "c", steps=2)
+    cfg.inner_lr = 0.1
+    with pytest.raises(UserError, match="inner_lr"):
+        meta_train(cfg, progress=False)
+
+
+def test_eval_needs_an_adapter_for_meta_learned_methods(tmp_path, capsys):
+    from iclmeta.cli import main
+    code = main(["eval", "--method", "reptile", "--dataset", "snips", "--episodes", "1",
+                 "--out", str(tmp_path / "run"), "--no-progress"])
+    assert code == 2
+    assert "iclmeta train --method reptile" in capsys.readouterr().err
