@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .config import EvalConfig, load_yaml, save_yaml
 from .data import LabelledDataset, load_dataset
+from .distributed import RANK_PATTERN, Processes, merge_rank_files
 from .episodes import Episode, EpisodePlan, plan_episodes, sample_episodes
 from .errors import UserError
 from .methods import Prediction, build_method, check_methods
@@ -82,8 +83,8 @@ class TrainEpisodes(Sequence):
 class ResultStore:
     """``results.jsonl`` with one fsynced line per row; a torn last line is dropped on resume."""
 
-    def __init__(self, out: Path):
-        self.path = out / "results.jsonl"
+    def __init__(self, out: Path, name: str = "results.jsonl"):
+        self.path = out / name
 
     def load(self) -> list[dict]:
         if not self.path.exists():
@@ -108,22 +109,39 @@ class ResultStore:
             os.fsync(handle.fileno())
 
 
-def _start_run(config: EvalConfig, plan: EpisodePlan, resume: bool) -> tuple[Path, list[dict]]:
+def _load_results(path: Path) -> list[dict]:
+    return ResultStore(path.parent, path.name).load()
+
+
+def _start_run(config: EvalConfig, plan: EpisodePlan, resume: bool,
+               proc: Processes = Processes()) -> Path:
     out = Path(config.out)
     store = ResultStore(out)
     saved = {"config": config.to_dict(), "episodes": plan.to_dict()}
-    if store.path.exists() and store.path.stat().st_size > 0:
+    if (store.path.exists() and store.path.stat().st_size > 0) or any(out.glob(RANK_PATTERN)):
         if not resume:
             raise UserError(f"{out} already holds results; pass --resume to continue that run "
                             "or choose a new --out")
-        previous = load_yaml(out / "config.yaml").get("config", {})
+        # A key the earlier run did not record had its default then (it predates the option).
+        previous = {**EvalConfig().to_dict(), **load_yaml(out / "config.yaml").get("config", {})}
         changed = sorted(k for k in saved["config"] if previous.get(k) != saved["config"][k])
         if changed:
             raise UserError(f"--resume with different settings ({', '.join(changed)}) than the "
                             f"run in {out}; use the same settings or a new --out")
-    out.mkdir(parents=True, exist_ok=True)
-    save_yaml(saved, out / "config.yaml")
-    return out, store.load()
+    proc.barrier()  # every process has checked the folder before the main one writes to it
+    if proc.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_yaml(saved, out / "config.yaml")
+    return out
+
+
+def _load_rows(out: Path, order: list[tuple], proc: Processes) -> list[dict]:
+    """Rows already written; the main process first folds in what an interrupted
+    multi-process run left in per-process files."""
+    rows = merge_rank_files(out, _load_results(out / "results.jsonl"), order, _load_results) \
+        if proc.is_main else []
+    proc.barrier()
+    return rows if proc.is_main else _load_results(out / "results.jsonl")
 
 
 def row_for(config, ds, plan, method, episode, shots, pred: Prediction, seconds) -> dict:
@@ -156,19 +174,46 @@ def work_items(config: EvalConfig, episodes: list[Episode]) -> list[tuple]:
 
 def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True,
              echo=lambda msg: print(msg, file=sys.stderr)) -> Report:
-    """Run every method on the same episodes and write the run folder; returns the rows."""
+    """Run every method on the same episodes and write the run folder; returns the rows.
+
+    Under ``accelerate launch`` each process runs its share of the episodes and the main
+    process merges the rows (see ``iclmeta.distributed``).
+    """
+    proc = Processes.current()
+    ds, plan, episodes = prepare(config)
+    if proc.is_main:
+        echo(plan.describe())
+    out = _start_run(config, plan, resume, proc)
+    items = work_items(config, episodes)
+    order = [(name, shots, ep.id) for ep, name, shots in items]
+    rows = _load_rows(out, order, proc)
+    done = {(r["method"], r["shots"], r["episode"]) for r in rows}
+    position = {ep.id: i for i, ep in enumerate(episodes)}
+    todo = [w for w in items if (w[1], w[2], w[0].id) not in done and proc.owns(position[w[0].id])]
+    if rows and proc.is_main:
+        echo(f"resuming: {len(rows)} rows already in {out}, {len(order) - len(rows)} to go")
+    name = "results.jsonl" if proc.world == 1 else proc.rank_file()
+    new = _run_items(config, ds, plan, todo, ResultStore(out, name), progress and proc.is_main)
+    if proc.world > 1:
+        proc.barrier()  # every process has written its rows
+        rows = merge_rank_files(out, rows, order, _load_results) if proc.is_main else []
+        proc.barrier()
+        rows = rows if proc.is_main else _load_results(out / "results.jsonl")
+    else:
+        rows += new
+    report = Report(rows, out)
+    if proc.is_main:
+        write_summary(report.summary(), out / "summary.csv")
+    return report
+
+
+def _run_items(config, ds, plan, todo, store: ResultStore, progress: bool) -> list[dict]:
+    """Evaluate the (episode, method, shots) items in order, appending each row to ``store``."""
     from .resources import Resources
     from tqdm.auto import tqdm
 
-    ds, plan, episodes = prepare(config)
-    echo(plan.describe())
-    out, rows = _start_run(config, plan, resume)
-    done = {(r["method"], r["shots"], r["episode"]) for r in rows}
-    todo = [w for w in work_items(config, episodes) if (w[1], w[2], w[0].id) not in done]
-    if rows:
-        echo(f"resuming: {len(rows)} rows already in {out}, {len(todo)} to go")
     resources = Resources(config, ds)
-    methods, store, meta_train = {}, ResultStore(out), TrainEpisodes(ds, config, plan)
+    methods, meta_train, rows = {}, TrainEpisodes(ds, config, plan), []
     for ep, name, shots in tqdm(todo, desc="eval", unit="item", disable=not progress):
         if name not in methods:
             methods[name] = build_method(name, resources)
@@ -179,6 +224,4 @@ def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True,
                       time.perf_counter() - start)
         store.append(row)
         rows.append(row)
-    report = Report(rows, out)
-    write_summary(report.summary(), out / "summary.csv")
-    return report
+    return rows

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from iclmeta import lm as lm_module
+from iclmeta import lm_candidates
 from iclmeta.errors import UserError
 from iclmeta.lm import HFLM, Scores, encode_candidates, encode_prompts, label_logprobs, naive_logprobs
 
@@ -61,7 +61,7 @@ def test_single_token_candidates_need_no_second_pass(tiny_lm, tiny_model_and_tok
 
 
 def test_chunked_candidate_passes_match(tiny_lm, tiny_model_and_tokenizer, monkeypatch):
-    monkeypatch.setattr(lm_module, "CACHE_TOKEN_BUDGET", 1)
+    monkeypatch.setattr(lm_candidates, "CACHE_TOKEN_BUDGET", 1)
     expected = naive(*tiny_model_and_tokenizer, PROMPTS, SHARED)
     assert np.abs(tiny_lm.score(PROMPTS, SHARED).total - expected).max() < 1e-4
 

@@ -1,0 +1,126 @@
+"""Shared-prefix reuse: the same scores and gradients as scoring each prompt whole, less compute."""
+import numpy as np
+import pytest
+import torch
+
+from iclmeta.lm import HFLM, encode_candidates, encode_prompts, label_logprobs, naive_logprobs
+from iclmeta.lm_scoring import score_ids, shared_prefix, shared_prefix_length
+
+HEADER = "label the question . the answer is a number or a location or a person"
+DEMOS = "what is the number ? number . where is the city ? location . who was the person ? person ."
+# Ragged suffixes after one shared instruction + demonstration block, as `icl` builds them.
+QUERIES = ["what", "where is the weather today ?", "who", "how to book a flight for tomorrow and play a song ?",
+           "when is the alarm set"]
+PROMPTS = [f"{HEADER} {DEMOS} {q} :" for q in QUERIES]
+SHARED = [" number", " location", " person entity", " yes no good bad"]
+PER_PROMPT = [[" yes", " no"], [" book flight", " cancel", " play music song now"], [" good"],
+              [" 1 2", " 3", " 4 5 6", " 7", " 8 9"], [" alarm set"]]
+
+
+def naive(model, tokenizer, prompts, candidates):
+    ids = encode_prompts(tokenizer, prompts)
+    with torch.no_grad():
+        return naive_logprobs(model, ids, encode_candidates(tokenizer, len(ids), candidates)).numpy()
+
+
+def test_shared_prefix_length_on_token_ids():
+    assert shared_prefix_length([[2, 5, 6, 7], [2, 5, 6, 9, 9]]) == 3
+    assert shared_prefix_length([[2, 5, 6], [2, 5, 6]]) == 2  # identical prompts keep a token to run
+    assert shared_prefix_length([[2, 5], [2, 5, 6, 7]]) == 1  # one prompt is a prefix of the other
+    assert shared_prefix_length([[3, 5], [2, 5]]) == 0
+    assert shared_prefix_length([[2, 5, 6, 7]]) == 3
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 8])
+@pytest.mark.parametrize("candidates", [SHARED, PER_PROMPT], ids=["shared", "per-prompt"])
+def test_reuse_matches_naive_and_unoptimised_path(tiny_model_and_tokenizer, batch_size, candidates):
+    model, tokenizer = tiny_model_and_tokenizer
+    fast = HFLM(model, tokenizer, "tiny", batch_size=batch_size).score(PROMPTS, candidates)
+    whole = HFLM(model, tokenizer, "tiny", batch_size=batch_size, reuse_prefix=False).score(PROMPTS, candidates)
+    expected = naive(model, tokenizer, PROMPTS, candidates)
+    finite = np.isfinite(expected)
+    assert np.array_equal(finite, np.isfinite(fast.total))
+    assert np.abs(fast.total[finite] - expected[finite]).max() < 1e-4
+    assert np.abs(fast.total[finite] - whole.total[finite]).max() < 1e-4
+    assert fast.prompt_tokens == whole.prompt_tokens
+
+
+def test_prefix_is_run_once_and_covers_header_and_demos(tiny_model_and_tokenizer):
+    model, tokenizer = tiny_model_and_tokenizer
+    ids = encode_prompts(tokenizer, PROMPTS)
+    with torch.no_grad():
+        prefix = shared_prefix(model, ids)
+    assert prefix.length == len(encode_prompts(tokenizer, [f"{HEADER} {DEMOS}"])[0])
+    seen = []
+    hook = model.model.embed_tokens.register_forward_hook(lambda m, args, out: seen.append(args[0].numel()))
+    try:
+        HFLM(model, tokenizer, "tiny", batch_size=8).score(PROMPTS, [" yes"])
+        reused = sum(seen)
+        seen.clear()
+        HFLM(model, tokenizer, "tiny", batch_size=8, reuse_prefix=False).score(PROMPTS, [" yes"])
+    finally:
+        hook.remove()
+    assert reused < sum(seen) / 2  # the header and demos ran once instead of once per query
+
+
+def test_prefix_cache_is_not_modified_across_batches(tiny_model_and_tokenizer):
+    model, tokenizer = tiny_model_and_tokenizer
+    ids = encode_prompts(tokenizer, PROMPTS)
+    cands = encode_candidates(tokenizer, len(ids), SHARED)
+    with torch.no_grad():
+        prefix = shared_prefix(model, ids)
+        before = prefix.cache.layers[0].keys.clone()
+        first = score_ids(model, ids[:2], cands[:2], prefix)
+        again = score_ids(model, ids[:2], cands[:2], prefix)
+    assert torch.equal(prefix.cache.layers[0].keys, before)
+    assert torch.equal(first, again)
+
+
+def test_short_or_absent_prefix_falls_back(tiny_model_and_tokenizer):
+    model, tokenizer = tiny_model_and_tokenizer
+    with torch.no_grad():
+        assert shared_prefix(model, encode_prompts(tokenizer, ["book a flight", "play a song"])) is None
+        assert shared_prefix(model, encode_prompts(tokenizer, PROMPTS), min_tokens=10_000) is None
+
+
+def test_label_logprobs_reuse_keeps_values_and_gradients(tiny_model_and_tokenizer):
+    model, tokenizer = tiny_model_and_tokenizer
+    params = [model.model.layers[0].self_attn.q_proj.weight, model.model.embed_tokens.weight]
+    fast = label_logprobs(model, tokenizer, PROMPTS, SHARED)
+    slow = label_logprobs(model, tokenizer, PROMPTS, SHARED, reuse_prefix=False)
+    assert torch.allclose(fast, slow, atol=1e-4)
+    for grad, slow_grad in zip(torch.autograd.grad(fast.sum(), params), torch.autograd.grad(slow.sum(), params)):
+        assert torch.allclose(grad, slow_grad, atol=1e-4)
+
+
+def test_sliding_window_model_scores_whole_prompts():
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from conftest import build_tiny_tokenizer
+
+    tokenizer = build_tiny_tokenizer()
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                              num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                              sliding_window=4, layer_types=["sliding_attention", "full_attention"],
+                              max_position_embeddings=256, pad_token_id=0, bos_token_id=2, eos_token_id=3)
+    model = Gemma3ForCausalLM(config).eval()
+    with torch.no_grad():
+        assert shared_prefix(model, encode_prompts(tokenizer, PROMPTS)) is None
+    scores = HFLM(model, tokenizer, "tiny-gemma", batch_size=2).score(PROMPTS, SHARED)
+    assert np.abs(scores.total - naive(model, tokenizer, PROMPTS, SHARED)).max() < 1e-4
+
+
+def test_auto_batch_size_is_eight_on_cpu(tiny_model_and_tokenizer):
+    lm = HFLM(*tiny_model_and_tokenizer, name="tiny", batch_size="auto")
+    assert lm.batch_for(4000) == 8
+    assert lm.score(PROMPTS, SHARED).total.shape == (5, 4)
+
+
+def test_candidates_sharing_tokens_match_naive(tiny_model_and_tokenizer):
+    """Candidates that start alike share trie nodes; one is a prefix of another; one is a single token."""
+    model, tokenizer = tiny_model_and_tokenizer
+    candidates = [" book flight", " book flight today", " book cancel", " book", " play song now",
+                  " play song", " book flight today ?"]
+    scores = HFLM(model, tokenizer, "tiny", batch_size=2).score(PROMPTS, candidates)
+    assert np.abs(scores.total - naive(model, tokenizer, PROMPTS, candidates)).max() < 1e-4
