@@ -92,8 +92,16 @@ def add_prompt_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("prompting")
     g.add_argument("--template", help="prompt template name in prompts/ or a YAML file "
                                       "(default: by dataset)")
-    g.add_argument("--scoring", choices=["direct", "normalized"], default="normalized",
-                   help="label score: summed or per-token log-likelihood (default: normalized)")
+    g.add_argument("--scoring", default="normalized",
+                   choices=["direct", "normalized", "calibrated", "channel", "generate"],
+                   help="label score: summed (direct) or per-token (normalized) log-likelihood, "
+                        "contextual calibration, channel p(text | label), or generation parsed "
+                        "onto the labels (default: normalized)")
+    g.add_argument("--demos", choices=["random", "retrieval"], default="random",
+                   help="instruct: which demonstrations (default: random)")
+    g.add_argument("--chat-format", choices=["turns", "packed"], default="turns",
+                   help="instruct: demonstrations as user/assistant turns or packed into one "
+                        "user turn (default: turns)")
     g.add_argument("--k", type=int, help="demonstrations per prompt (default: ways x shots)")
     g.add_argument("--balance", action="store_true", help="retrieval: same count per label")
     g.add_argument("--mmr", type=float, help="retrieval: MMR lambda in [0, 1] for diversity")
@@ -182,7 +190,11 @@ def add_train_parser(sub) -> None:
                         "class-disjoint split; the best step on meta-val is saved to --out.",
                         epilog="examples:\n  iclmeta train --method protonet --dataset trec-50 "
                         "--shots 1,5 --queries 4 --out checkpoints/proto\n  iclmeta eval "
-                        "--method protonet --checkpoint checkpoints/proto --dataset trec-50",
+                        "--method protonet --checkpoint checkpoints/proto --dataset trec-50"
+                        "\n  iclmeta train --method reptile --dataset clinc150.jsonl --steps 50 "
+                        "--inner-steps 2 --inner-lr 0.3 --meta-batch 2 --out adapters/reptile"
+                        "\n  iclmeta eval --method reptile --adapter adapters/reptile "
+                        "--adapt-steps 2 --dataset clinc150.jsonl",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     tr.add_argument("--method", required=True, choices=sorted(TRAINERS))
     add_data_args(tr)
@@ -209,6 +221,31 @@ def add_train_parser(sub) -> None:
     tr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def add_show_prompt_parser(sub) -> None:
+    sp = sub.add_parser("prompt", help="print the exact prompt a method builds for one query",
+                        description="Print what the model sees for one query of one episode "
+                        "(the same episodes as 'eval' with the same settings): the prompt text "
+                        "or chat messages, the demonstration ids and the scored candidates.",
+                        epilog="example:\n  iclmeta prompt --dataset trec --method retrieval "
+                        "--shots 4 --query 3", formatter_class=argparse.RawDescriptionHelpFormatter)
+    sp.add_argument("--method", default="retrieval", help="a prompting method: zero-shot, icl, "
+                    "retrieval or instruct (default: retrieval)")
+    sp.add_argument("--episode", type=int, default=0, help="episode index (default: 0)")
+    sp.add_argument("--query", type=int, default=0, help="query index in the episode (default: 0)")
+    sp.add_argument("--at", type=int, help="which of --shots to show (default: the largest)")
+    for group in (add_data_args, add_episode_args, add_model_args, add_prompt_args):
+        group(sp)
+    sp.set_defaults(out="runs/prompt", distance=None, checkpoints=None, adapters=None,
+                    **{name: None for name in LORA_EVAL_ARGS})
+
+
+def cmd_show_prompt(args) -> int:
+    from .show_prompt import format_prompt, render_prompt
+    args.methods = [args.method]
+    print(format_prompt(render_prompt(config_from_args(args), args.episode, args.query, args.at)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .methods import METHODS
     parser = _Parser(prog="iclmeta", description="Few-shot learning with language models on "
@@ -229,7 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
     ev.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ev.add_argument("--log-prompts", action="store_true",
+                    help="store each query's prompt text in its result row ('prompts')")
     add_report_parser(sub)
+    add_show_prompt_parser(sub)
     add_train_parser(sub)
     return parser
 
@@ -242,7 +282,9 @@ def config_from_args(args):
         model=args.model, embedder=args.embedder, template=args.template, ways=args.ways,
         shots=args.shots, queries=args.queries, episodes=args.episodes, pool=args.pool,
         seed=args.seed, split=args.split, split_seed=args.split_seed,
-        class_split=args.class_split, scoring=args.scoring, k=args.k, balance=args.balance,
+        class_split=args.class_split, scoring=args.scoring, demos=args.demos,
+        chat_format=args.chat_format, log_prompts=getattr(args, "log_prompts", False),
+        k=args.k, balance=args.balance,
         mmr=args.mmr, order=args.order, device=args.device, dtype=args.dtype,
         batch_size=args.batch_size, cache_dir=args.cache_dir,
         trust_remote_code=args.trust_remote_code, out=args.out,
@@ -313,7 +355,7 @@ def cmd_train(args) -> int:
     return TRAINERS[args.method](args)
 
 
-COMMANDS = {"eval": cmd_eval, "report": cmd_report, "train": cmd_train}
+COMMANDS = {"eval": cmd_eval, "report": cmd_report, "train": cmd_train, "prompt": cmd_show_prompt}
 
 
 def main(argv: list[str] | None = None) -> int:

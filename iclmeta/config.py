@@ -16,7 +16,9 @@ import yaml
 
 from .errors import UserError
 
-Scoring = Literal["direct", "normalized"]
+Scoring = Literal["direct", "normalized", "calibrated", "channel", "generate"]
+DemoSource = Literal["random", "retrieval"]
+ChatFormat = Literal["turns", "packed"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 ClassSplitChoice = Literal["auto", "disjoint", "all"]
@@ -45,7 +47,10 @@ class EvalConfig:
     split: str = "meta-test"
     split_seed: int = 0
     class_split: ClassSplitChoice = "auto"
-    scoring: Scoring = "normalized"
+    scoring: Scoring = "normalized"  # see iclmeta.scoring_modes
+    demos: DemoSource = "random"  # instruct: random (icl-like) or retrieved demonstrations
+    chat_format: ChatFormat = "turns"  # instruct: demos as user/assistant turns or one packed turn
+    log_prompts: bool = False  # store each query's prompt text in its row ("prompts")
     k: int | None = None  # demonstrations per prompt for icl/retrieval; None: ways x shots
     balance: bool = False  # retrieval: equal demonstrations per label
     mmr: float | None = None  # retrieval: MMR trade-off lambda in [0, 1]
@@ -97,8 +102,8 @@ class EvalConfig:
             raise UserError(f"unknown distance {self.distance!r}; choose one of: cosine, euclidean")
 
 
-_CHOICES = {"scoring": Scoring, "device": Device, "dtype": DType,
-            "class_split": ClassSplitChoice, "order": Order}
+_CHOICES = {"scoring": Scoring, "demos": DemoSource, "chat_format": ChatFormat,
+            "device": Device, "dtype": DType, "class_split": ClassSplitChoice, "order": Order}
 
 
 def save_yaml(data: dict, path: str | Path) -> None:

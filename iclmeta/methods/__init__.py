@@ -23,6 +23,7 @@ METHODS: dict[str, str] = {
     "zero-shot": "iclmeta.methods.prompting:ZeroShot",
     "icl": "iclmeta.methods.prompting:RandomDemos",
     "retrieval": "iclmeta.methods.prompting:RetrievedDemos",
+    "instruct": "iclmeta.methods.prompting:Instruct",
     "knn": "iclmeta.methods.metric:build",
     "protonet": "iclmeta.methods.metric:build",
     "matching": "iclmeta.methods.metric:build",

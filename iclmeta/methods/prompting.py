@@ -1,120 +1,183 @@
-"""In-context prompting: zero-shot, random demonstrations (``icl``), retrieved demonstrations.
+"""In-context prompting: zero-shot, random demonstrations (``icl``), retrieved demonstrations,
+and ``instruct`` (the model's chat template, demonstrations as turns or packed in one turn).
 
 At ``shots = K`` a prompt shows up to ``ways x K`` demonstrations (or ``--k``): ``icl`` uses the
 episode's K-shot support in a seeded order, one demonstration set shared by every query;
-``retrieval`` takes the nearest ones to each query from the whole support pool, nearest last.
-Each label is scored as a continuation of the prompt and the best-scoring label is predicted.
+``retrieval`` takes the nearest ones to each query from the whole support pool, nearest last;
+``instruct`` takes either (``--demos random|retrieval``). Labels are scored by the run's
+``--scoring`` mode (see ``iclmeta.scoring_modes``).
 """
 from __future__ import annotations
 
 import random
 
-import numpy as np
-
 from ..data import Example
 from ..episodes import Episode
 from ..errors import UserError
+from ..scoring_modes import MAX_NEW_TOKENS, predict_with
 from . import Prediction
+from .render import QueryPrompt, Renderer
 
 
-class _Prompting:
-    """Shared scoring: build prompts, fit them into the context window, score every label.
+class NoDemos:
+    options: dict = {}
+    drop_last = False
 
-    Subclasses say which demonstrations a query gets: ``demos_for(episode, shots, query)``.
-    """
+    def fit(self, resources) -> None:
+        pass
 
-    def __init__(self, name: str, resources):
-        self.name = name
-        self.res = resources
-        cfg = resources.config
-        self.options = {"scoring": cfg.scoring, "k": cfg.k, "template": None}
+    def prepare(self, episode, shots) -> None:
+        pass
 
-    def fit(self, train_episodes: list[Episode]) -> None:
-        """Prompting learns nothing from meta-train episodes; load the model up front."""
-        self.res.lm
-
-    def n_demos(self, episode: Episode, shots: int) -> int:
-        k = self.res.config.k
-        return len(episode.classes) * shots if k is None else min(k, len(episode.classes) * shots)
-
-    def predict(self, episode: Episode, shots: int) -> Prediction:
-        builder, lm = self.res.builder, self.res.lm
-        self.options["template"] = builder.template.name
-        candidates = builder.candidates(episode.classes)
-        prompts, demo_ids, dropped = [], [], []
-        for query in episode.query:
-            demos = self.demos_for(episode, shots, query) if shots > 0 else []
-            prompt, kept = fit_context(builder, lm, demos, query, episode.classes, candidates)
-            prompts.append(prompt)
-            demo_ids.append([d.id for d in kept])
-            dropped.append(len(demos) - len(kept))
-        scores = lm.score(prompts, candidates)
-        values = scores.normalized() if self.res.config.scoring == "normalized" else scores.total
-        labels = [episode.classes[i] for i in np.argmax(values, axis=1)]
-        return Prediction(labels, demo_ids, scores.prompt_tokens,
-                          {"demos_dropped": int(sum(dropped))})
-
-
-def fit_context(builder, lm, demos: list[Example], query: Example, labels, candidates):
-    """Render the prompt, dropping the least relevant (first-placed) demos until it fits.
-
-    The query itself is never truncated: a query that cannot fit alone is an error.
-    """
-    room = lm.max_length - max(lm.count_tokens(c) for c in candidates)
-    kept = list(demos)
-    while True:
-        prompt = builder.render(kept, query, labels)
-        if lm.count_tokens(prompt) <= room:
-            return prompt, kept
-        if not kept:
-            raise UserError(f"query {query.id} does not fit the model's context window "
-                             f"({lm.max_length} tokens) even without demonstrations; "
-                            "use a model with a longer context")
-        kept = kept[1:]
-
-
-class ZeroShot(_Prompting):
-    """No demonstrations at any shot count: the instruction and the query alone."""
-
-    def demos_for(self, episode, shots, query):
+    def demos(self, episode: Episode, shots: int, query: Example, n: int) -> list[Example]:
         return []
 
 
-class RandomDemos(_Prompting):
+class RandomSource(NoDemos):
     """The episode's K-shot support in a seeded random order, the same for every query."""
 
-    def demos_for(self, episode, shots, query):
+    def demos(self, episode, shots, query, n):
         demos = episode.support_set(shots)
         random.Random(f"icl:{episode.seed}:{episode.id}:{shots}").shuffle(demos)
-        return demos[:self.n_demos(episode, shots)]
+        return demos[:n]
 
 
-class RetrievedDemos(_Prompting):
+class RetrievalSource(NoDemos):
     """The query's nearest neighbours among the whole support pool (FAISS over embeddings)."""
 
-    def __init__(self, name, resources):
-        super().__init__(name, resources)
+    def __init__(self, resources):
         cfg = resources.config
-        self.options.update(embedder=cfg.embedder or "minilm", balance=cfg.balance,
-                            mmr=cfg.mmr, order=cfg.order)
+        self.res = resources
+        self.options = {"embedder": cfg.embedder or "minilm", "balance": cfg.balance,
+                        "mmr": cfg.mmr, "order": cfg.order}
+        # The least relevant demonstration sits first (nearest-last) or last (nearest-first).
+        self.drop_last = cfg.order == "nearest-first"
         self._selector = None
 
-    def fit(self, train_episodes):
-        super().fit(train_episodes)
-        self.res.embedder
+    def fit(self, resources) -> None:
+        resources.embedder
 
-    def selector(self):
+    def prepare(self, episode, shots) -> None:
+        if shots > 0:  # embed the pool and the queries in one batch; selection hits the cache
+            self.res.embedder.encode([e.text for e in episode.pool() + episode.query])
+
+    def demos(self, episode, shots, query, n):
         if self._selector is None:
             from ..selectors import KNNSelector
             cfg = self.res.config
             self._selector = KNNSelector(self.res.embedder, balance=cfg.balance,
                                          mmr_lambda=cfg.mmr, order=cfg.order)
-        return self._selector
+        return self._selector.select(query, episode.pool(), n)
 
-    def predict(self, episode, shots):
-        if shots > 0:  # embed the pool and the queries in one batch; selection hits the cache
-            self.res.embedder.encode([e.text for e in episode.pool() + episode.query])
-        return super().predict(episode, shots)
 
-    def demos_for(self, episode, shots, query):
-        return self.selector().select(query, episode.pool(), self.n_demos(episode, shots))
+class Prompting:
+    """A demonstration source + a renderer (text or chat) + the run's scoring mode."""
+
+    def __init__(self, name: str, resources, source, chat: bool = False):
+        self.name = name
+        self.res = resources
+        self.source = source
+        self.chat = chat
+        cfg = resources.config
+        self.options = {"scoring": cfg.scoring, "k": cfg.k, "template": None, **source.options}
+        if chat:
+            self.options.update(chat_format=cfg.chat_format, demos=cfg.demos)
+
+    def fit(self, train_episodes: list[Episode]) -> None:
+        """Prompting learns nothing from meta-train episodes; load what it needs up front."""
+        self.res.lm
+        self.source.fit(self.res)
+
+    def renderer(self) -> Renderer:
+        return Renderer(self.res.builder, self.res.lm, chat=self.chat,
+                        packed=self.res.config.chat_format == "packed")
+
+    def n_demos(self, episode: Episode, shots: int) -> int:
+        k = self.res.config.k
+        return len(episode.classes) * shots if k is None else min(k, len(episode.classes) * shots)
+
+    def plan(self, episode: Episode, shots: int, query: Example) -> QueryPrompt:
+        """The prompt(s) for one query: demonstrations chosen, fitted into the window, rendered."""
+        self.options["template"] = self.res.builder.template.name
+        demos = self.source.demos(episode, shots, query, self.n_demos(episode, shots)) \
+            if shots > 0 else []
+        return build_prompt(self.renderer(), self.res.lm, self.res.config.scoring, demos, query,
+                            list(episode.classes), drop_last=self.source.drop_last)
+
+    def predict(self, episode: Episode, shots: int) -> Prediction:
+        self.source.prepare(episode, shots)
+        plans = [self.plan(episode, shots, q) for q in episode.query]
+        labels, extra, tokens = predict_with(self.res.config.scoring, self.res.lm, plans,
+                                             list(episode.classes), self.res.builder)
+        extra["demos_dropped"] = int(sum(p.dropped for p in plans))
+        if self.res.config.log_prompts:
+            extra["prompts"] = [p.shown() for p in plans]
+        return Prediction(labels, [p.demo_ids for p in plans], tokens, extra)
+
+
+def build_prompt(renderer: Renderer, lm, scoring: str, demos: list[Example], query: Example,
+                 labels: list[str], drop_last: bool = False) -> QueryPrompt:
+    """Render what ``scoring`` needs, dropping the least relevant demos until it all fits."""
+    candidates = renderer.candidates(labels)
+    if scoring == "channel":
+        tail = renderer.channel([], query.text, labels[0], labels)[1]  # same for every label
+        reserve = len(lm.tokenizer(tail, add_special_tokens=False).input_ids)
+
+        def render(kept):
+            return [ctx for ctx, _ in renderer.channel_all(kept, query.text, labels)]
+    else:
+        reserve = MAX_NEW_TOKENS if scoring == "generate" else \
+            max(len(lm.tokenizer(c, add_special_tokens=False).input_ids) for c in candidates)
+
+        def render(kept):
+            extra = renderer.content_free(kept, labels) if scoring == "calibrated" else []
+            return [renderer.prompt(kept, query, labels)] + extra
+    kept = fit_context(lm, demos, render, reserve, query, drop_last)
+    plan = QueryPrompt(query, kept, len(demos) - len(kept), candidates=candidates)
+    if scoring == "channel":  # the per-label prompts are the whole story; no direct messages
+        plan.channel = renderer.channel_all(kept, query.text, labels)
+    else:
+        plan.messages = renderer.messages(kept, query, labels)
+        plan.prompt = renderer.prompt(kept, query, labels)
+        if scoring == "calibrated":
+            plan.content_free = renderer.content_free(kept, labels)
+    return plan
+
+
+def fit_context(lm, demos: list[Example], render, reserve: int, query: Example,
+                drop_last: bool = False) -> list[Example]:
+    """The demos to keep: drop the least relevant one at a time until every prompt fits.
+
+    ``render(kept)`` returns the prompt texts that must fit with ``reserve`` tokens after them.
+    The query itself is never truncated: a query that cannot fit alone is an error.
+    """
+    kept = list(demos)
+    while True:
+        longest = max(lm.count_tokens(text) for text in render(kept))
+        if longest + reserve <= lm.max_length:
+            return kept
+        if not kept:
+            raise UserError(f"query {query.id} does not fit the model's context window "
+                            f"({lm.max_length} tokens) even without demonstrations; "
+                            "use a model with a longer context or shorter inputs")
+        kept = kept[:-1] if drop_last else kept[1:]
+
+
+def ZeroShot(name, resources):
+    """No demonstrations at any shot count: the instruction and the query alone."""
+    return Prompting(name, resources, NoDemos())
+
+
+def RandomDemos(name, resources):
+    return Prompting(name, resources, RandomSource())
+
+
+def RetrievedDemos(name, resources):
+    return Prompting(name, resources, RetrievalSource(resources))
+
+
+def Instruct(name, resources):
+    """Chat-template prompting; ``--demos random|retrieval``, ``--chat-format turns|packed``."""
+    cfg = resources.config
+    source = RetrievalSource(resources) if cfg.demos == "retrieval" else RandomSource()
+    return Prompting(name, resources, source, chat=True)
