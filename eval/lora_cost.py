@@ -51,8 +51,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/clinc150.jsonl")
     parser.add_argument("--steps", type=int, default=2, help="timed meta-steps per config")
-    parser.add_argument("--shots", type=int, default=1, help="support shots per class (default: 1;
-                        4-shot second-order MAML needs ~6 GB at 2 inner steps)")
+    parser.add_argument("--shots", type=int, default=1, help="support shots per class (default: 1; "
+                        "4-shot second-order MAML needs ~6 GB at 2 inner steps)")
     parser.add_argument("--out", default="runs/lora_cost.json")
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "INNER_STEPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
