@@ -12,13 +12,13 @@ import json
 import os
 import re
 import sqlite3
-import tempfile
 import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from .config import write_atomic
 from .data import Example
 from .errors import UserError
 from .selectors import check_k, check_order, order_demos, rank_by_similarity
@@ -214,19 +214,6 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class Retriever:
     """Nearest labelled examples for a query: a FAISS inner-product index over unit vectors.
 
@@ -284,13 +271,13 @@ class Retriever:
         blob = faiss.serialize_index(self.index).tobytes()
         # The manifest names its index file by content, so the pair switches in one atomic rename.
         index_name = f"index-{hashlib.sha256(blob).hexdigest()[:16]}.faiss"
-        _atomic_write(folder / index_name, blob)
+        write_atomic(folder / index_name, blob)
         spec = self.embedder.spec
         if spec is not None and Path(spec).expanduser().exists():
             spec = str(Path(spec).expanduser().resolve())
         manifest = {"format": 1, "embedder": spec, "embedder_id": self.embedder.id, "index": index_name,
                     "examples": [{**asdict(ex), "meta": dict(ex.meta)} for ex in self.examples]}
-        _atomic_write(folder / self.MANIFEST, json.dumps(manifest, ensure_ascii=False).encode())
+        write_atomic(folder / self.MANIFEST, json.dumps(manifest, ensure_ascii=False).encode())
         for stale in folder.glob("index-*.faiss"):
             if stale.name != index_name:
                 stale.unlink(missing_ok=True)

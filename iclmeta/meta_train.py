@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .config import load_yaml, save_yaml, write_atomic
+from .config import atomic_path, load_yaml, save_yaml, write_atomic
 from .errors import UserError
 
 MetaMethod = Literal["maml", "fomaml", "reptile", "multitask"]
@@ -98,9 +98,8 @@ def save_adapter(folder: Path, kind: str, step: int, tensors: dict, meta: dict,
     from safetensors.torch import save_file
     folder.mkdir(parents=True, exist_ok=True)
     weights = f"{kind}-{step:06d}.safetensors"
-    tmp = folder / f".{weights}.tmp"
-    save_file({**tensors, **(extra_tensors or {})}, str(tmp))
-    tmp.replace(folder / weights)
+    with atomic_path(folder / weights) as tmp:
+        save_file({**tensors, **(extra_tensors or {})}, tmp)
     index = "adapter.json" if kind == "best" else "checkpoint.json"
     write_atomic(folder / index, json.dumps({**meta, "weights": weights}, indent=1))
     for old in folder.glob(f"{kind}-*.safetensors"):

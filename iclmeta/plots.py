@@ -12,9 +12,9 @@ one. matplotlib is imported inside the functions.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
+
+from .config import atomic_path
 
 
 def _axes(ax, size: tuple[float, float], ncols: int = 1):
@@ -166,16 +166,7 @@ def save_figure(fig, stem: str | Path, formats=("png", "svg")) -> list[str]:
     written = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=fmt, dpi=150)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; figures are for sharing
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150)
         written.append(str(path))
     return written
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -106,3 +106,18 @@ def tiny_model_dir(tmp_path_factory, tiny_model_and_tokenizer):
 def tiny_embedder_dir(tmp_path_factory):
     """A tiny sentence-transformers folder over the tiny LM's vocabulary (``--embedder DIR``)."""
     return build_tiny_embedder(tmp_path_factory.mktemp("tiny_st"), TINY_WORDS)
+
+
+def build_tiny_gemma(vocab_size: int, hidden_size: int = 64, heads: int = 4, kv_heads: int = 2):
+    """A 2-layer random Gemma 3 with one sliding-window (window 4) and one full layer."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=vocab_size, hidden_size=hidden_size,
+                              intermediate_size=2 * hidden_size, num_hidden_layers=2,
+                              num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=16,
+                              sliding_window=4, layer_types=["sliding_attention", "full_attention"],
+                              max_position_embeddings=256, pad_token_id=0, bos_token_id=2,
+                              eos_token_id=3)
+    return Gemma3ForCausalLM(config).eval()

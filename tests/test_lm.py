@@ -81,17 +81,10 @@ def test_label_logprobs_is_differentiable_like_naive(tiny_model_and_tokenizer):
 
 def test_sliding_window_model_matches_naive():
     """Gemma 3 mixes sliding-window and full layers; the copied cache must keep the window state."""
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
-
-    from conftest import build_tiny_tokenizer
+    from conftest import build_tiny_gemma, build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
-    torch.manual_seed(0)
-    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                              sliding_window=4, layer_types=["sliding_attention", "full_attention"],
-                              max_position_embeddings=256, pad_token_id=0, bos_token_id=2, eos_token_id=3)
-    model = Gemma3ForCausalLM(config).eval()
+    model = build_tiny_gemma(len(tokenizer))
     scores = HFLM(model, tokenizer, name="tiny-gemma", batch_size=4).score(PROMPTS, SHARED)
     assert np.abs(scores.total - naive(model, tokenizer, PROMPTS, SHARED)).max() < 1e-4
 

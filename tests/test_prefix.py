@@ -94,17 +94,10 @@ def test_label_logprobs_reuse_keeps_values_and_gradients(tiny_model_and_tokenize
 
 
 def test_sliding_window_model_scores_whole_prompts():
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
-
-    from conftest import build_tiny_tokenizer
+    from conftest import build_tiny_gemma, build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
-    torch.manual_seed(0)
-    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                              num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
-                              sliding_window=4, layer_types=["sliding_attention", "full_attention"],
-                              max_position_embeddings=256, pad_token_id=0, bos_token_id=2, eos_token_id=3)
-    model = Gemma3ForCausalLM(config).eval()
+    model = build_tiny_gemma(len(tokenizer), hidden_size=32, heads=2, kv_heads=1)
     with torch.no_grad():
         assert shared_prefix(model, encode_prompts(tokenizer, PROMPTS)) is None
     scores = HFLM(model, tokenizer, "tiny-gemma", batch_size=2).score(PROMPTS, SHARED)
