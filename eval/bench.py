@@ -109,6 +109,20 @@ def naive_arm(lm, prompts: list[str], labels: list[str], args) -> tuple[object, 
     return run, (len(prompts) / len(ids)) * (len(labels) / len(sample))
 
 
+def agreement(lm, prompts: list[str], labels: list[str], args) -> float:
+    """Max |log-prob difference| between the scorer and the naive path on the naive sample."""
+    import torch
+
+    from iclmeta.lm import encode_candidates, encode_prompts, naive_logprobs
+
+    sample = random.Random(1).sample(labels, min(len(labels), args.naive_labels))
+    head = prompts[:args.naive_prompts]
+    ids = encode_prompts(lm.tokenizer, head)
+    with torch.no_grad():
+        slow = naive_logprobs(lm.model, ids, encode_candidates(lm.tokenizer, len(ids), sample))
+    return float(abs(lm.score(head, sample).total - slow.numpy()).max())
+
+
 def score_arms(lm, prompts, labels) -> dict:
     return {"reuse": lambda: lm.score(prompts, labels),
             "scorer": lambda: _without_reuse(lm, prompts, labels)}
@@ -145,7 +159,8 @@ def bench_scoring(lm, args) -> list[dict]:
                      **{f"{k}_tok_s": round(tokens / v) for k, v in secs.items()},
                      "scorer_vs_limit": round(secs["limit"] / secs["scorer"], 3),
                      "reuse_vs_limit": round(secs["limit"] / secs["reuse"], 3),
-                     "speedup_vs_naive": round(secs["naive"] / secs["reuse"], 1)})
+                     "speedup_vs_naive": round(secs["naive"] / secs["reuse"], 1),
+                     "max_abs_diff_vs_naive": agreement(lm, prompts, labels, args)})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
