@@ -20,7 +20,7 @@ import torch
 
 from iclmeta.errors import UserError
 from iclmeta.lm_candidates import device_token_budget
-from iclmeta.lm_scoring import (  # noqa: F401  (re-exported: the scoring API's historical home)
+from iclmeta.lm_scoring import (  # noqa: F401  (re-exported: iclmeta.lm is the public home of the scoring API)
     Candidates, Prefix, encode_candidates, encode_prompts, label_logprobs, left_pad, naive_logprobs,
     score_ids, shared_prefix,
 )
