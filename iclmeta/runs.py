@@ -75,7 +75,10 @@ def _tidy(rows: list[dict], run: str):
     df["label"] = df["label"].fillna(df["method"]).astype(str)
     if "adapt_steps" not in df:
         df["adapt_steps"] = float("nan")
-    df["options_key"] = [json.dumps(o, sort_keys=True, default=str) for o in df["options"]]
+    # adapt_steps is the adaptation curve's x-axis, not a different set-up: runs that differ
+    # only there (e.g. --adapt-steps 0 and 2 of one adapter) share a label.
+    df["options_key"] = [json.dumps({k: v for k, v in o.items() if k != "adapt_steps"},
+                                    sort_keys=True, default=str) for o in df["options"]]
     df["run"] = run
     return df
 

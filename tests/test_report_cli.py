@@ -110,6 +110,17 @@ def test_all_pairs_put_the_better_label_first(run):
     assert diffs[(diffs["a"] == "icl") & (diffs["b"] == "icl+0.1")].empty
 
 
+def test_runs_differing_only_in_adapt_steps_share_a_label(tmp_path):
+    steps = {k: write_run(tmp_path / f"steps{k}", [
+        row("maml", 1, ep, 0.5 + 0.1 * k, adapt_steps=k, options={"adapt_steps": k, "lr": 0.3})
+        for ep in range(3)]) for k in (0, 2)}
+    curve = adapt_curve(load_runs(list(steps.values())))
+    assert set(curve["label"]) == {"maml"} and sorted(curve["adapt_steps"]) == [0, 2]
+    other = write_run(tmp_path / "lr", [row("maml", 1, 0, 0.5, adapt_steps=0,
+                                            options={"adapt_steps": 0, "lr": 0.1})])
+    assert set(load_runs([steps[0], other])["label"]) == {"maml [steps0]", "maml [lr]"}
+
+
 def test_merge_disambiguates_different_setups(tmp_path):
     a = write_run(tmp_path / "small", make_rows(episodes=3))
     b = write_run(tmp_path / "big", make_rows(episodes=3, models="other-lm"))
