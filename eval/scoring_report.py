@@ -15,16 +15,12 @@ per query; its 95% interval is a bootstrap over queries.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-
-
-def load(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+from iclmeta.runs import read_rows, results_path
 
 
 def correct_by_query(rows: list[dict]) -> dict[tuple, dict[tuple, bool]]:
@@ -36,25 +32,35 @@ def correct_by_query(rows: list[dict]) -> dict[tuple, dict[tuple, bool]]:
     return out
 
 
-def accuracy_table(runs: dict[str, list[dict]], n_boot: int = 5000, seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
+def _interval(values: np.ndarray, rng, n_boot: int) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean, resampling queries."""
+    lo, hi = np.percentile(rng.choice(values, size=(n_boot, len(values))).mean(1), [2.5, 97.5])
+    return lo, hi
+
+
+def _table(first_column: str, runs: dict[str, list[dict]], cell) -> str:
+    """One markdown row per (run, method); ``cell(by, method, shots)`` fills each shot column."""
     shots = sorted({r["shots"] for rows in runs.values() for r in rows})
-    lines = ["| run | method | " + " | ".join(f"{k}-shot" for k in shots) + " |",
+    lines = [f"| {first_column} | method | " + " | ".join(f"{k}-shot" for k in shots) + " |",
              "|---|---|" + "---|" * len(shots)]
     for name, rows in runs.items():
         by = correct_by_query(rows)
         for method in dict.fromkeys(r["label"] for r in rows):
-            cells = []
-            for k in shots:
-                hits = np.array(list(by.get((method, k), {}).values()), dtype=float)
-                cells.append("—" if not len(hits) else _cell(hits, rng, n_boot))
+            cells = [cell(by, method, k) for k in shots]
             lines.append(f"| {name} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _cell(hits: np.ndarray, rng, n_boot: int) -> str:
-    lo, hi = np.percentile(rng.choice(hits, size=(n_boot, len(hits))).mean(1), [2.5, 97.5])
-    return f"{100 * hits.mean():.1f} [{100 * lo:.0f}, {100 * hi:.0f}]"
+def accuracy_table(runs: dict[str, list[dict]], n_boot: int = 5000, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+
+    def cell(by, method, k):
+        hits = np.array(list(by.get((method, k), {}).values()), dtype=float)
+        if not len(hits):
+            return "—"
+        lo, hi = _interval(hits, rng, n_boot)
+        return f"{100 * hits.mean():.1f} [{100 * lo:.0f}, {100 * hi:.0f}]"
+    return _table("run", runs, cell)
 
 
 def paired_table(base_name: str, base: list[dict], others: dict[str, list[dict]],
@@ -62,23 +68,15 @@ def paired_table(base_name: str, base: list[dict], others: dict[str, list[dict]]
     """Per (run, method): the change in accuracy at each shot count, in points [95% CI]."""
     rng = np.random.default_rng(seed)
     ref = correct_by_query(base)
-    shots = sorted({r["shots"] for rows in others.values() for r in rows})
-    lines = [f"| change vs {base_name} | method | " + " | ".join(f"{k}-shot" for k in shots) + " |",
-             "|---|---|" + "---|" * len(shots)]
-    for name, rows in others.items():
-        by = correct_by_query(rows)
-        for method in dict.fromkeys(r["label"] for r in rows):
-            cells = []
-            for k in shots:
-                mine, theirs = by.get((method, k), {}), ref.get((method, k), {})
-                d = np.array([float(mine[q]) - float(theirs[q]) for q in mine if q in theirs])
-                if not len(d):
-                    cells.append("—")
-                    continue
-                lo, hi = np.percentile(rng.choice(d, size=(n_boot, len(d))).mean(1), [2.5, 97.5])
-                cells.append(f"{100 * d.mean():+.1f} [{100 * lo:+.0f}, {100 * hi:+.0f}]")
-            lines.append(f"| {name} | {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+
+    def cell(by, method, k):
+        mine, theirs = by.get((method, k), {}), ref.get((method, k), {})
+        d = np.array([float(mine[q]) - float(theirs[q]) for q in mine if q in theirs])
+        if not len(d):
+            return "—"
+        lo, hi = _interval(d, rng, n_boot)
+        return f"{100 * d.mean():+.1f} [{100 * lo:+.0f}, {100 * hi:+.0f}]"
+    return _table(f"change vs {base_name}", others, cell)
 
 
 def main() -> None:
@@ -89,7 +87,7 @@ def main() -> None:
     runs = {}
     for spec in args.runs:
         name, _, folders = spec.partition("=")
-        runs[name] = [row for folder in folders.split(",") for row in load(Path(folder))]
+        runs[name] = [row for folder in folders.split(",") for row in read_rows(results_path(Path(folder)))]
     print(accuracy_table(runs))
     names = list(runs)
     if len(names) > 1:
