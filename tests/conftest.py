@@ -121,3 +121,14 @@ def build_tiny_gemma(vocab_size: int, hidden_size: int = 64, heads: int = 4, kv_
                               max_position_embeddings=256, pad_token_id=0, bos_token_id=2,
                               eos_token_id=3)
     return Gemma3ForCausalLM(config).eval()
+
+
+def naive_scores(model, tokenizer, prompts, candidates):
+    """Reference log-probs: one full forward per (prompt, candidate), as a numpy array."""
+    import torch
+
+    from iclmeta.lm import encode_candidates, encode_prompts, naive_logprobs
+
+    ids = encode_prompts(tokenizer, prompts)
+    with torch.no_grad():
+        return naive_logprobs(model, ids, encode_candidates(tokenizer, len(ids), candidates)).numpy()

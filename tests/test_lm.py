@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import naive_scores as naive
 
 from iclmeta import lm_candidates
 from iclmeta.errors import UserError
@@ -16,12 +17,6 @@ PROMPTS = [
 SHARED = [" positive", " negative neutral", " good bad great film", " yes"]
 PER_PROMPT = [[" yes", " no"], [" book flight", " cancel", " play music song now"], [" good"],
               [" 1 2", " 3", " 4 5 6", " 7", " 8 9"], [" alarm set"]]
-
-
-def naive(model, tokenizer, prompts, candidates):
-    prompt_ids = encode_prompts(tokenizer, prompts)
-    with torch.no_grad():
-        return naive_logprobs(model, prompt_ids, encode_candidates(tokenizer, len(prompt_ids), candidates)).numpy()
 
 
 def make_lm(pair, batch_size):

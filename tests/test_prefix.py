@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import naive_scores as naive
 
-from iclmeta.lm import HFLM, encode_candidates, encode_prompts, label_logprobs, naive_logprobs
+from iclmeta.lm import HFLM, encode_candidates, encode_prompts, label_logprobs
 from iclmeta.lm_scoring import score_ids, shared_prefix, shared_prefix_length
 
 HEADER = "label the question . the answer is a number or a location or a person"
@@ -15,12 +16,6 @@ PROMPTS = [f"{HEADER} {DEMOS} {q} :" for q in QUERIES]
 SHARED = [" number", " location", " person entity", " yes no good bad"]
 PER_PROMPT = [[" yes", " no"], [" book flight", " cancel", " play music song now"], [" good"],
               [" 1 2", " 3", " 4 5 6", " 7", " 8 9"], [" alarm set"]]
-
-
-def naive(model, tokenizer, prompts, candidates):
-    ids = encode_prompts(tokenizer, prompts)
-    with torch.no_grad():
-        return naive_logprobs(model, ids, encode_candidates(tokenizer, len(ids), candidates)).numpy()
 
 
 def test_shared_prefix_length_on_token_ids():
