@@ -20,6 +20,7 @@ from .distributed import RANK_PATTERN, Processes, merge_rank_files
 from .episodes import Episode, EpisodePlan, plan_episodes, sample_episodes
 from .errors import UserError
 from .methods import Prediction, build_method, check_methods
+from .models import DEFAULT_EMBEDDER, DEFAULT_LM
 from .report import format_table, summarize, write_summary
 
 ZERO_SHOT_ONLY = {"zero-shot"}  # methods whose prompt ignores the shot count
@@ -151,8 +152,8 @@ def row_for(config, ds, plan, method, episode, shots, pred: Prediction, seconds)
         "ways": plan.ways, "shots": shots, "pool": plan.pool, "episode": episode.id,
         "seed": config.seed, "method": method.name, "label": method.name,
         "accuracy": sum(correct) / len(correct), "n_queries": len(correct),
-        "n_correct": int(sum(correct)), "model": config.model or "smollm2",
-        "embedder": config.embedder or "minilm", "options": dict(method.options),
+        "n_correct": int(sum(correct)), "model": config.model or DEFAULT_LM,
+        "embedder": config.embedder or DEFAULT_EMBEDDER, "options": dict(method.options),
         "seconds": round(seconds, 4), "prompt_tokens": int(pred.prompt_tokens),
         "n_demos": max((len(d) for d in pred.demo_ids), default=0),
         "query_ids": [q.id for q in episode.query], "gold": [q.label for q in episode.query],

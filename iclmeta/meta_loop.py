@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .errors import UserError
+from .models import DEFAULT_LM
 from .meta_train import (FORMAT, MetaTrainConfig, TrainLog, finite, load_adapter, save_adapter,
                          task_rng)
 
@@ -119,7 +120,7 @@ class MetaTrainer:
     def _meta(self, step: int, val_acc: float | None) -> dict:
         from dataclasses import asdict
         c = self.cfg
-        return {"format": FORMAT, "method": c.method, "model": c.model or "smollm2",
+        return {"format": FORMAT, "method": c.method, "model": c.model or DEFAULT_LM,
                 "lora": self.lora.spec.to_dict(), "template": self.template,
                 "scoring": c.scoring, "prompt": "zero-shot", "dataset": c.dataset,
                 "step": step, "meta_val_accuracy": val_acc,

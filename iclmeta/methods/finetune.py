@@ -20,6 +20,7 @@ no step is taken.
 from __future__ import annotations
 
 from ..errors import UserError
+from ..models import DEFAULT_LM
 from . import Prediction
 
 DEFAULT_ADAPT_STEPS = 3
@@ -88,9 +89,9 @@ class MetaLearned(_AdaptedLoRA):
         cfg = self.res.config
         path = adapter_path(cfg.adapters, self.name)
         tensors, meta = load_adapter(path)
-        if (meta.get("model") or "smollm2") != (cfg.model or "smollm2"):
+        if (meta.get("model") or DEFAULT_LM) != (cfg.model or DEFAULT_LM):
             raise UserError(f"adapter {path} was trained on model {meta.get('model')!r}, this "
-                            f"run uses {cfg.model or 'smollm2'!r}; pass --model "
+                            f"run uses {cfg.model or DEFAULT_LM!r}; pass --model "
                             f"{meta.get('model')}")
         from .lora import LoraSpec
         train = meta["train"]

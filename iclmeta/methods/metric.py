@@ -27,6 +27,7 @@ from ..episodes import Episode
 from ..errors import UserError
 from ..metric_nets import MetricNet
 from ..metric_train import load_checkpoint, read_checkpoint_config
+from ..models import DEFAULT_EMBEDDER
 from . import Prediction
 
 DEFAULT_DISTANCE = "cosine"
@@ -52,7 +53,7 @@ class MetricMethod:
         self.name = name
         self.res = resources
         cfg = resources.config
-        self.options = {"embedder": cfg.embedder or "minilm",
+        self.options = {"embedder": cfg.embedder or DEFAULT_EMBEDDER,
                         "distance": cfg.distance or DEFAULT_DISTANCE,
                         "head": "none", "checkpoint": None}
         self._net: MetricNet | None = None

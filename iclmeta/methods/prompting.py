@@ -14,6 +14,7 @@ import random
 from ..data import Example
 from ..episodes import Episode
 from ..errors import UserError
+from ..models import DEFAULT_EMBEDDER
 from ..scoring_modes import MAX_NEW_TOKENS, predict_with
 from . import Prediction
 from .render import QueryPrompt, Renderer
@@ -48,7 +49,7 @@ class RetrievalSource(NoDemos):
     def __init__(self, resources):
         cfg = resources.config
         self.res = resources
-        self.options = {"embedder": cfg.embedder or "minilm", "balance": cfg.balance,
+        self.options = {"embedder": cfg.embedder or DEFAULT_EMBEDDER, "balance": cfg.balance,
                         "mmr": cfg.mmr, "order": cfg.order}
         # The least relevant demonstration sits first (nearest-last) or last (nearest-first).
         self.drop_last = cfg.order == "nearest-first"
