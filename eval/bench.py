@@ -80,7 +80,7 @@ def forward_limit(lm, prompts: list[str]):
     """The raw forward over exactly the scored prompt tokens, in the scorer's batches and order."""
     import torch
 
-    from iclmeta.lm import encode_prompts, left_pad
+    from iclmeta.lm.prefix import encode_prompts, left_pad
 
     ids = sorted(encode_prompts(lm.tokenizer, prompts), key=len)
     size = lm.batch_for(len(ids[-1]))
@@ -97,7 +97,7 @@ def naive_arm(lm, prompts: list[str], labels: list[str], args) -> tuple[object, 
     """A timed sample of the naive path and the factor that scales it to all prompts and labels."""
     import torch
 
-    from iclmeta.lm import encode_candidates, encode_prompts, naive_logprobs
+    from iclmeta.lm.prefix import encode_candidates, encode_prompts, naive_logprobs
 
     sample = random.Random(1).sample(labels, min(len(labels), args.naive_labels))
     ids = encode_prompts(lm.tokenizer, prompts[:args.naive_prompts])
@@ -113,7 +113,7 @@ def agreement(lm, prompts: list[str], labels: list[str], args) -> float:
     """Max |log-prob difference| between the scorer and the naive path on the naive sample."""
     import torch
 
-    from iclmeta.lm import encode_candidates, encode_prompts, naive_logprobs
+    from iclmeta.lm.prefix import encode_candidates, encode_prompts, naive_logprobs
 
     sample = random.Random(1).sample(labels, min(len(labels), args.naive_labels))
     head = prompts[:args.naive_prompts]
@@ -137,7 +137,7 @@ def _without_reuse(lm, prompts, labels):
 
 
 def prompt_tokens(lm, prompts) -> int:
-    from iclmeta.lm import encode_prompts
+    from iclmeta.lm.prefix import encode_prompts
 
     return sum(len(s) for s in encode_prompts(lm.tokenizer, prompts))
 
@@ -186,7 +186,7 @@ def bench_embed(args) -> list[dict]:
     """Embedding ``--texts`` distinct texts into a fresh cache, then again from a new instance."""
     import numpy as np
 
-    from iclmeta.embed import Embedder
+    from iclmeta.retrieval.embedder import Embedder
 
     texts = read_texts(args.data, args.texts)
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -241,7 +241,7 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     import torch
 
-    from iclmeta.lm import HFLM
+    from iclmeta.lm.hf import HFLM
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads)

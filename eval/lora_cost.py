@@ -26,8 +26,8 @@ def rss_mb() -> float:
 
 
 def measure(method: str, inner_steps: int, data: str, steps: int, shots: int) -> dict:
-    from iclmeta.meta_loop import MetaTrainer
-    from iclmeta.meta_train import MetaTrainConfig
+    from iclmeta.meta.trainer import MetaTrainer
+    from iclmeta.config import MetaTrainConfig
     cfg = MetaTrainConfig(method=method, dataset=data, ways=5, shots=[shots], queries=2,
                           steps=steps + 1, inner_steps=inner_steps, inner_lr=0.3,
                           meta_batch=2, out="/dev/null")

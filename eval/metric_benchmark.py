@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from iclmeta.cli import main
-from iclmeta.report import mean_ci
+from iclmeta.cli.main import main
+from iclmeta.report.stats import mean_ci
 
 CLINC = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150.jsonl"
 # TREC-50's smallest meta-test class has 9 examples: pool 5 + 4 queries is the most it allows.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iclmeta.runs import read_rows, results_path
+from iclmeta.report.runs import read_rows, results_path
 
 
 def correct_by_query(rows: list[dict]) -> dict[tuple, dict[tuple, bool]]:

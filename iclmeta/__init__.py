@@ -8,11 +8,12 @@ Importing this package is light: no torch, transformers or faiss is loaded until
 >>> len(episodes)
 3
 """
-from .config import EvalConfig
-from .data import Example, LabelledDataset, load_dataset
-from .episodes import Episode, meta_splits, plan_episodes, sample_episodes
-from .errors import UserError
-from .prompts import PromptBuilder, Template, load_template
+from iclmeta.config import EvalConfig
+from iclmeta.data.example import Example, LabelledDataset
+from iclmeta.data.sources import load_dataset
+from iclmeta.data.episodes import Episode, meta_splits, plan_episodes, sample_episodes
+from iclmeta.errors import UserError
+from iclmeta.prompts import PromptBuilder, Template, load_template
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,6 @@ __all__ = ["EvalConfig", "Example", "LabelledDataset", "load_dataset", "Episode"
 
 
 def evaluate(config: EvalConfig, **kwargs):
-    """Run the harness (see ``iclmeta.harness.evaluate``); imported lazily to stay light."""
-    from .harness import evaluate as _evaluate
+    """Run the harness (see ``iclmeta.harness.evaluate.evaluate``); imported lazily to stay light."""
+    from iclmeta.harness.evaluate import evaluate as _evaluate
     return _evaluate(config, **kwargs)

@@ -1,6 +1,6 @@
 """``python -m iclmeta`` (and ``accelerate launch -m iclmeta``) run the CLI."""
 import sys
 
-from .cli import main
+from iclmeta.cli.main import main
 
 sys.exit(main())

@@ -6,16 +6,10 @@ True
 """
 from __future__ import annotations
 
-import os
-import tempfile
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Literal, get_args
 
-import yaml
-
-from .errors import UserError
+from iclmeta.errors import UserError
 
 Scoring = Literal["direct", "normalized", "calibrated", "channel", "generate"]
 DemoSource = Literal["random", "retrieval"]
@@ -45,12 +39,11 @@ class EvalConfig:
     # raise both for tighter confidence intervals.
     queries: int | None = 2  # per class; None: every available query example
     episodes: int = 5
-    pool: int | None = None  # support pool per class; None: the largest shot count
     seed: int = 0
     split: str = "meta-test"
     split_seed: int = 0
     class_split: ClassSplitChoice = "auto"
-    scoring: Scoring = "normalized"  # see iclmeta.scoring_modes
+    scoring: Scoring = "normalized"  # see iclmeta.lm.modes
     demos: DemoSource = "random"  # instruct: random (icl-like) or retrieved demonstrations
     chat_format: ChatFormat = "turns"  # instruct: demos as user/assistant turns or one packed turn
     log_prompts: bool = False  # store each query's prompt text in its row ("prompts")
@@ -112,43 +105,109 @@ _CHOICES = {"scoring": Scoring, "demos": DemoSource, "chat_format": ChatFormat,
             "device": Device, "dtype": DType, "class_split": ClassSplitChoice, "order": Order}
 
 
-def save_yaml(data: dict, path: str | Path) -> None:
-    """Write YAML atomically: a crash never leaves a half-written file behind."""
-    write_atomic(path, yaml.safe_dump(data, sort_keys=False))
+# -- metric training (iclmeta train --method protonet|matching|relation) --------------------
+Head = Literal["linear", "mlp", "none"]
+Distance = Literal["cosine", "euclidean"]
+TRAINABLE = ("protonet", "matching", "relation")
 
 
-def load_yaml(path: str | Path) -> dict:
-    try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read {path}: {exc.__class__.__name__}; check the file") from None
+@dataclass
+class MetricTrainConfig:
+    """How to meta-train one metric method (saved inside the checkpoint's ``config.json``)."""
+
+    method: str = "protonet"
+    dataset: str = "snips"
+    text_field: str | None = None
+    label_field: str | None = None
+    split_field: str | None = None
+    hf_config: str | None = None
+    embedder: str | None = None  # None: the embedded default (minilm)
+    cache_dir: str | None = None
+    ways: int = 5
+    shots: list[int] = field(default_factory=lambda: [1, 5])  # steps cycle through these
+    queries: int = 5  # per class and episode
+    steps: int = 500
+    lr: float = 1e-3
+    seed: int = 0
+    head: Head = "linear"
+    distance: Distance = "cosine"
+    hidden: int = 256
+    val_episodes: int = 50
+    eval_every: int = 50
+    split_seed: int = 0
+    out: str | None = None  # None: checkpoints/<method>
+
+    def validate(self) -> None:
+        if self.method not in TRAINABLE:
+            raise UserError(f"method {self.method!r} has nothing to train; choose one of: "
+                            f"{', '.join(TRAINABLE)}")
+        for name, literal in (("head", Head), ("distance", Distance)):
+            if getattr(self, name) not in get_args(literal):
+                raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
+                                f"{', '.join(get_args(literal))}")
+        if min(self.shots, default=0) < 1 or self.queries < 1 or self.ways < 2:
+            raise UserError("training needs --ways >= 2, --shots >= 1 and --queries >= 1")
+        if self.steps < 1 or self.lr <= 0 or self.val_episodes < 1 or self.eval_every < 1:
+            raise UserError("--steps, --lr, --val-episodes and --eval-every must be positive")
 
 
-@contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
-
-    Whatever the body writes there (text, ``savefig``, safetensors) either lands whole with the
-    usual permissions or, if the body fails, is removed: a crash never leaves a torn file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# -- LoRA meta-training (iclmeta train --method maml|fomaml|reptile|multitask) ------------
+MetaMethod = Literal["maml", "fomaml", "reptile", "multitask"]
+META_METHODS = ("maml", "fomaml", "reptile", "multitask")
+# Reptile's meta-lr is an interpolation step size in (0, 1]; the others' is an Adam learning rate.
+DEFAULT_META_LR = {"maml": 1e-3, "fomaml": 1e-3, "multitask": 1e-3, "reptile": 0.5}
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write text (UTF-8) or bytes to ``path`` atomically (see ``atomic_path``)."""
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+@dataclass
+class MetaTrainConfig:
+    """Everything that decides a meta-training run; saved as ``train.yaml`` in ``out``."""
+
+    method: MetaMethod = "reptile"
+    dataset: str = "snips"
+    text_field: str | None = None
+    label_field: str | None = None
+    split_field: str | None = None
+    hf_config: str | None = None
+    model: str | None = None
+    template: str | None = None
+    scoring: Literal["direct", "normalized"] = "normalized"
+    ways: int = 5
+    shots: list[int] = field(default_factory=lambda: [1, 4])  # each task draws one of these
+    queries: int = 3  # query examples per class in a meta-train task
+    split_seed: int = 0
+    seed: int = 0
+    steps: int = 50
+    inner_steps: int = 2
+    inner_lr: float = 0.1
+    meta_lr: float | None = None  # None: DEFAULT_META_LR[method]
+    meta_batch: int = 2
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    eval_every: int = 10
+    val_episodes: int = 4
+    val_queries: int = 5  # query examples per class in a meta-val episode
+    device: str = "auto"
+    dtype: str = "auto"
+    cache_dir: str | None = None
+    out: str = "adapters/latest"
+
+    def resolved_meta_lr(self) -> float:
+        return DEFAULT_META_LR[self.method] if self.meta_lr is None else self.meta_lr
+
+    def validate(self) -> None:
+        if self.method not in META_METHODS:
+            raise UserError(f"unknown meta-training method {self.method!r}; choose one of: "
+                            f"{', '.join(META_METHODS)}")
+        for name in ("steps", "meta_batch", "eval_every", "val_episodes", "val_queries",
+                     "queries", "ways", "lora_rank"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.inner_steps < 1 and self.method != "multitask":
+            raise UserError(f"--inner-steps must be at least 1 for {self.method}")
+        if self.inner_lr <= 0 or self.resolved_meta_lr() <= 0:
+            raise UserError("--inner-lr and --meta-lr must be positive")
+        if self.method == "reptile" and self.resolved_meta_lr() > 1:
+            raise UserError("--meta-lr for reptile is an interpolation step size; use (0, 1]")
+        if not self.shots or min(self.shots) < 1:
+            raise UserError("--shots for meta-training must be positive, e.g. 1,4")

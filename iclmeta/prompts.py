@@ -4,7 +4,7 @@ Light on purpose: apps import this module without pulling in torch, transformers
 Placeholders are plain field substitution (``{text}``, ``{label}``); nothing in a template is
 evaluated as code.
 
->>> from iclmeta.data import Example
+>>> from iclmeta.data.sources import Example
 >>> t = Template(name="demo", instruction="Classify the intent.",
 ...              demo="Text: {text}\\nIntent: {label}", query="Text: {text}\\nIntent:")
 >>> b = PromptBuilder(t, {"book_flight": "book flight", "weather": "weather"})
@@ -28,8 +28,8 @@ from typing import Sequence
 
 import yaml
 
-from .data import Example
-from .errors import UserError
+from iclmeta.data.example import Example
+from iclmeta.errors import UserError
 
 TEMPLATE_DIRS = (Path(__file__).resolve().parent.parent / "prompts",
                  Path(__file__).resolve().parent / "_templates")
@@ -153,3 +153,21 @@ def _text(query: Example | str) -> str:
 def _fill(pattern: str, text: str, label: str) -> str:
     # One pass over the pattern so braces inside the user's text are never re-expanded.
     return _FIELD.sub(lambda m: {"text": text, "label": label}[m.group(1)], pattern)
+
+
+# The template used when the config names none, by dataset name prefix.
+DATASET_TEMPLATES = {"trec": "question", "snips": "intent", "clinc": "intent",
+                     "banking": "intent"}
+
+
+def template_for(template: str | None, dataset_name: str) -> str:
+    """The template to use: the one asked for, else the one for the dataset's name.
+
+    >>> template_for(None, "trec-6"), template_for("generic", "trec-6")
+    ('question', 'generic')
+    """
+    if template:
+        return template
+    name = dataset_name.lower()
+    return next((t for prefix, t in DATASET_TEMPLATES.items() if name.startswith(prefix)),
+                "generic")

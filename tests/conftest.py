@@ -64,7 +64,7 @@ def tiny_model_and_tokenizer():
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_model_and_tokenizer):
     """The tiny Llama as an ``HFLM`` named "tiny" (batch size 3, so batching paths get exercised)."""
-    from iclmeta.lm import HFLM
+    from iclmeta.lm.hf import HFLM
 
     model, tokenizer = tiny_model_and_tokenizer
     return HFLM(model, tokenizer, name="tiny", batch_size=3)
@@ -127,7 +127,7 @@ def naive_scores(model, tokenizer, prompts, candidates):
     """Reference log-probs: one full forward per (prompt, candidate), as a numpy array."""
     import torch
 
-    from iclmeta.lm import encode_candidates, encode_prompts, naive_logprobs
+    from iclmeta.lm.prefix import encode_candidates, encode_prompts, naive_logprobs
 
     ids = encode_prompts(tokenizer, prompts)
     with torch.no_grad():

@@ -15,7 +15,7 @@ pytestmark = [
 
 
 def test_gemma_loads_from_its_wheels_and_scores_labels():
-    from iclmeta.lm import HFLM
+    from iclmeta.lm.hf import HFLM
 
     lm = HFLM.load("gemma3-270m", device="cpu")
     assert lm.model.config.get_text_config().vocab_size > 200_000 and lm.max_length >= 8192

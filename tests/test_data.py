@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from iclmeta.data import load_dataset, readable
+from iclmeta.data.sources import load_dataset
+from iclmeta.data.example import readable
 from iclmeta.errors import UserError
 
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from iclmeta.cli import main
-from iclmeta.config import load_yaml
-from iclmeta.distributed import Processes, canonical_order
+from iclmeta.cli.main import main
+from iclmeta.io import load_yaml
+from iclmeta.harness.distributed import Processes, canonical_order
 
 from test_harness import WORDS
 
@@ -91,12 +91,15 @@ def test_resume_folds_in_rank_files_of_an_interrupted_run(dist_args, tmp_path):
 
 def test_launched_processes_split_the_episodes(tmp_path):
     script = tmp_path / "ranks.py"
-    script.write_text("from iclmeta.distributed import Processes\n"
+    script.write_text("from iclmeta.harness.distributed import Processes\n"
                       "p = Processes.current()\n"
-                      "print('rank', p.rank, 'of', p.world, 'owns', [i for i in range(5) if p.owns(i)])\n"
+                      # one file per process: two processes' stdout can interleave mid-line
+                      f"open(r'{tmp_path}/rank' + str(p.rank), 'w').write("
+                      "f'rank {p.rank} of {p.world} owns {[i for i in range(5) if p.owns(i)]}')\n"
                       "p.barrier()\n")
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                            "--master_port", str(_free_port()), str(script)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "rank 0 of 2 owns [0, 2, 4]" in done.stdout and "rank 1 of 2 owns [1, 3]" in done.stdout
+    assert (tmp_path / "rank0").read_text() == "rank 0 of 2 owns [0, 2, 4]"
+    assert (tmp_path / "rank1").read_text() == "rank 1 of 2 owns [1, 3]"

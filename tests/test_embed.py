@@ -10,8 +10,9 @@ import pytest
 
 from conftest import build_tiny_embedder
 
-from iclmeta.data import Example
-from iclmeta.embed import Embedder, EmbeddingCache, Retriever, model_id
+from iclmeta.data.example import Example
+from iclmeta.retrieval.embedder import Embedder, EmbeddingCache, model_id
+from iclmeta.retrieval.index import Retriever
 from iclmeta.errors import UserError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -117,7 +118,7 @@ def test_cache_file_is_wal_sqlite(tiny_embedders, cache_dir):
 WRITER = """
 import sys, warnings
 import numpy as np
-from iclmeta.embed import EmbeddingCache
+from iclmeta.retrieval.embedder import EmbeddingCache
 warnings.simplefilter("error")  # a lock timeout would disable the cache with a warning: fail instead
 directory, worker = sys.argv[1], int(sys.argv[2])
 cache = EmbeddingCache(directory, "shared-model")

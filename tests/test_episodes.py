@@ -1,7 +1,8 @@
 import pytest
 
-from iclmeta.data import Example, LabelledDataset, load_dataset
-from iclmeta.episodes import meta_splits, plan_episodes, sample_episodes
+from iclmeta.data.example import Example, LabelledDataset
+from iclmeta.data.sources import load_dataset
+from iclmeta.data.episodes import meta_splits, plan_episodes, sample_episodes
 from iclmeta.errors import UserError
 
 

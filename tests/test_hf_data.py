@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from iclmeta.data import load_dataset
+from iclmeta.data.sources import load_dataset
 from iclmeta.errors import UserError
 
 datasets = pytest.importorskip("datasets")

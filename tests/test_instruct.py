@@ -6,13 +6,13 @@ import sys
 import numpy as np
 import pytest
 
-from iclmeta.cli import main
+from iclmeta.cli.main import main
 from iclmeta.config import EvalConfig
-from iclmeta.data import Example, LabelledDataset
-from iclmeta.episodes import Episode
+from iclmeta.data.example import Example, LabelledDataset
+from iclmeta.data.episodes import Episode
 from iclmeta.errors import UserError
-from iclmeta.methods.prompting import Instruct, RandomDemos, build_prompt
-from iclmeta.methods.render import Renderer
+from iclmeta.prompting.methods import Instruct, RandomDemos, build_prompt
+from iclmeta.prompting.render import Renderer
 from iclmeta.prompts import PromptBuilder, Template
 
 TINY = Template(name="tiny", instruction="the question", chat_instruction="answer the question",
@@ -33,7 +33,7 @@ def _episode(pool=3):
 
 
 def _resources(lm, **options):
-    from iclmeta.resources import Resources
+    from iclmeta.harness.resources import Resources
     ds = LabelledDataset("tiny", [ex for ex in _episode(4).pool()], dict(NAMES))
     res = Resources(EvalConfig(**options), ds)
     res.lm = lm  # the cached properties take the tiny model and template instead of loading
@@ -150,8 +150,8 @@ def test_prompt_command_rejects_non_prompting_methods(capsys):
     assert "shows prompting methods" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", ["iclmeta.prompts", "iclmeta.scoring_modes",
-                                    "iclmeta.methods.render"])
+@pytest.mark.parametrize("module", ["iclmeta.prompts", "iclmeta.lm.modes",
+                                    "iclmeta.prompting.render"])
 def test_prompt_builders_import_light(module):
     code = (f"import sys, {module}; heavy = [m for m in ('torch', 'transformers', 'faiss', "
             "'sentence_transformers') if m in sys.modules]; print(heavy); sys.exit(bool(heavy))")

@@ -3,9 +3,10 @@ import pytest
 import torch
 from conftest import naive_scores as naive
 
-from iclmeta import lm_candidates
+from iclmeta.lm import candidates as lm_candidates
 from iclmeta.errors import UserError
-from iclmeta.lm import HFLM, Scores, encode_candidates, encode_prompts, label_logprobs, naive_logprobs
+from iclmeta.lm.hf import HFLM, Scores
+from iclmeta.lm.prefix import encode_candidates, encode_prompts, label_logprobs, naive_logprobs
 
 PROMPTS = [
     "what is the weather today ?",

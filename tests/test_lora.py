@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import build_tiny_model, build_tiny_tokenizer
-from iclmeta.data import Example
+from iclmeta.data.example import Example
 from iclmeta.prompts import PromptBuilder, Template
 
 CLASSES = ("flight", "weather", "music")
@@ -19,7 +19,7 @@ EXAMPLES = [Example("book a flight to the city", "flight", "e1"),
 def setup():
     """A fresh tiny model per test: attaching LoRA changes its modules."""
     import torch
-    from iclmeta.methods.lora import LoraSpec, attach_lora
+    from iclmeta.meta.lora import LoraSpec, attach_lora
     torch.set_num_threads(1)
     tok = build_tiny_tokenizer()
     model = build_tiny_model(len(tok))
@@ -29,7 +29,7 @@ def setup():
 
 
 def batch_of(setup, examples=EXAMPLES, normalize=True):
-    from iclmeta.methods.lora import task_batch
+    from iclmeta.meta.lora import task_batch
     _, tok, builder, _ = setup
     return task_batch(builder, tok, examples, CLASSES, normalize)
 
@@ -45,7 +45,7 @@ def randomized(params, seed=1, scale=0.3):
 def test_initial_logits_equal_harness_scores(setup, normalize):
     """Fresh LoRA (B = 0) scores exactly what label_logprobs scores for the zero-shot prompts."""
     import torch
-    from iclmeta.lm import label_logprobs
+    from iclmeta.lm.prefix import label_logprobs
     model, tok, builder, lora = setup
     prompts = [builder.render([], ex, CLASSES) for ex in EXAMPLES]
     candidates = builder.candidates(CLASSES)
@@ -60,7 +60,7 @@ def test_initial_logits_equal_harness_scores(setup, normalize):
 def test_functional_call_covers_both_scoring_passes(setup):
     """Non-zero fast weights give the same scores as a model holding those weights."""
     import torch
-    from iclmeta.lm import encode_candidates, naive_logprobs
+    from iclmeta.lm.prefix import encode_candidates, naive_logprobs
     model, tok, builder, lora = setup
     params = randomized(lora.initial())
     batch = batch_of(setup, normalize=False)
@@ -79,7 +79,7 @@ def test_functional_call_covers_both_scoring_passes(setup):
 
 def test_attaching_lora_leaves_the_stored_model_equal_to_the_base(setup):
     import torch
-    from iclmeta.lm import label_logprobs
+    from iclmeta.lm.prefix import label_logprobs
     model, tok, builder, _ = setup
     prompts = [builder.render([], ex, CLASSES) for ex in EXAMPLES]
     base = build_tiny_model(len(tok))
@@ -88,7 +88,7 @@ def test_attaching_lora_leaves_the_stored_model_equal_to_the_base(setup):
 
 
 def test_adapt_lowers_the_support_loss_and_returns_leaves(setup):
-    from iclmeta.methods.lora import adapt
+    from iclmeta.meta.lora import adapt
     _, _, _, lora = setup
     batch, losses, start = batch_of(setup), [], lora.initial()
     fast = adapt(lora, start, batch, steps=5, lr=1.0, losses=losses)

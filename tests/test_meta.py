@@ -4,7 +4,7 @@ import json
 import pytest
 
 from conftest import build_tiny_model, build_tiny_tokenizer
-from iclmeta.data import Example
+from iclmeta.data.example import Example
 from iclmeta.errors import UserError
 from iclmeta.prompts import PromptBuilder, Template
 
@@ -20,7 +20,7 @@ LABELS = ("flight", "weather", "music", "alarm", "timer", "song", "city", "movie
 def lora_setup():
     """Tiny model with eager attention (double backward), LoRA weights moved off zero."""
     import torch
-    from iclmeta.methods.lora import LoraSpec, attach_lora, task_batch
+    from iclmeta.meta.lora import LoraSpec, attach_lora, task_batch
     torch.set_num_threads(1)
     tok = build_tiny_tokenizer()
     model = build_tiny_model(len(tok), attn_implementation="eager")
@@ -42,8 +42,8 @@ def flat(tensors):
 
 def test_reptile_step_one_is_the_inner_loop_and_zero_is_identity(lora_setup):
     import torch
-    from iclmeta.methods.lora import adapt
-    from iclmeta.methods.reptile import reptile_update
+    from iclmeta.meta.lora import adapt
+    from iclmeta.meta.reptile import reptile_update
     lora, params, support, _ = lora_setup
     inner = adapt(lora, params, support, steps=2, lr=0.5)
     moved, loss = reptile_update(lora, params, [support], 2, 0.5, step_size=1.0)
@@ -55,8 +55,8 @@ def test_reptile_step_one_is_the_inner_loop_and_zero_is_identity(lora_setup):
 
 def test_first_order_gradient_is_the_query_gradient_at_adapted_weights(lora_setup):
     import torch
-    from iclmeta.methods.lora import adapt
-    from iclmeta.methods.maml import meta_gradient
+    from iclmeta.meta.lora import adapt
+    from iclmeta.meta.maml import meta_gradient
     lora, params, support, query = lora_setup
     _, fo = meta_gradient(lora, params, [(support, query)], 2, 0.5, first_order=True)
     fast = adapt(lora, params, support, steps=2, lr=0.5)
@@ -68,8 +68,8 @@ def test_first_order_gradient_is_the_query_gradient_at_adapted_weights(lora_setu
 
 def test_second_order_gradient_matches_finite_differences(lora_setup):
     import torch
-    from iclmeta.methods.lora import adapt
-    from iclmeta.methods.maml import meta_gradient
+    from iclmeta.meta.lora import adapt
+    from iclmeta.meta.maml import meta_gradient
     lora, params, support, query = lora_setup
     steps, lr, eps = 2, 0.5, 1e-2
 
@@ -93,7 +93,7 @@ def test_second_order_gradient_matches_finite_differences(lora_setup):
 
 def test_meta_gradient_averages_tasks(lora_setup):
     import torch
-    from iclmeta.methods.maml import meta_gradient
+    from iclmeta.meta.maml import meta_gradient
     lora, params, support, query = lora_setup
     la, ga = meta_gradient(lora, params, [(support, query)], 1, 0.5, first_order=True)
     lb, gb = meta_gradient(lora, params, [(query, support)], 1, 0.5, first_order=True)
@@ -119,7 +119,7 @@ def tiny_folder(tmp_path_factory):
 
 
 def train_config(root, out, method="fomaml", steps=2):
-    from iclmeta.meta_train import MetaTrainConfig
+    from iclmeta.config import MetaTrainConfig
     return MetaTrainConfig(method=method, dataset=str(root / "tiny.jsonl"),
                            model=str(root / "model"), dtype="float32", device="cpu", ways=2,
                            shots=[1, 2], queries=2, steps=steps, inner_steps=1, inner_lr=0.5,
@@ -130,8 +130,8 @@ def train_config(root, out, method="fomaml", steps=2):
 @pytest.mark.parametrize("method", ["maml", "fomaml", "reptile", "multitask"])
 def test_meta_training_leaves_base_weights_untouched(tiny_folder, tmp_path, method):
     import torch
-    from iclmeta.meta_loop import MetaTrainer
-    from iclmeta.meta_train import load_adapter
+    from iclmeta.meta.trainer import MetaTrainer
+    from iclmeta.meta.checkpoints import load_adapter
     from iclmeta.models import load_causal_lm
     trainer = MetaTrainer(train_config(tiny_folder, tmp_path / method, method), echo=print)
     trainer.cfg.validate()
@@ -151,7 +151,8 @@ def test_meta_training_leaves_base_weights_untouched(tiny_folder, tmp_path, meth
 
 def test_resume_continues_where_it_stopped(tiny_folder, tmp_path):
     import torch
-    from iclmeta.meta_train import load_adapter, meta_train
+    from iclmeta.meta.checkpoints import load_adapter
+    from iclmeta.meta.train import meta_train
     meta_train(train_config(tiny_folder, tmp_path / "a", steps=3), progress=False)
     meta_train(train_config(tiny_folder, tmp_path / "b", steps=2), progress=False)
     meta_train(train_config(tiny_folder, tmp_path / "b", steps=3), progress=False)
@@ -166,8 +167,8 @@ def test_resume_continues_where_it_stopped(tiny_folder, tmp_path):
 
 
 def test_nan_loss_stops_without_touching_checkpoints(tiny_folder, tmp_path, monkeypatch):
-    import iclmeta.methods.reptile as reptile
-    from iclmeta.meta_train import meta_train
+    import iclmeta.meta.reptile as reptile
+    from iclmeta.meta.train import meta_train
     out = tmp_path / "r"
     meta_train(train_config(tiny_folder, out, "reptile", steps=1), progress=False)
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.name not in ("log.jsonl", "train.yaml")}
@@ -178,7 +179,7 @@ def test_nan_loss_stops_without_touching_checkpoints(tiny_folder, tmp_path, monk
 
 
 def test_changed_settings_refuse_to_resume(tiny_folder, tmp_path):
-    from iclmeta.meta_train import meta_train
+    from iclmeta.meta.train import meta_train
     meta_train(train_config(tiny_folder, tmp_path / "c", steps=1), progress=False)
     cfg = train_config(tiny_folder, tmp_path / "c", steps=2)
     cfg.inner_lr = 0.1
@@ -187,7 +188,7 @@ def test_changed_settings_refuse_to_resume(tiny_folder, tmp_path):
 
 
 def test_eval_needs_an_adapter_for_meta_learned_methods(tmp_path, capsys):
-    from iclmeta.cli import main
+    from iclmeta.cli.main import main
     code = main(["eval", "--method", "reptile", "--dataset", "snips", "--episodes", "1",
                  "--out", str(tmp_path / "run"), "--no-progress"])
     assert code == 2

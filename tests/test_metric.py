@@ -12,10 +12,10 @@ import pytest
 
 from conftest import build_tiny_embedder
 
-from iclmeta.cli import main
+from iclmeta.cli.main import main
 from iclmeta.config import EvalConfig
-from iclmeta.data import Example, LabelledDataset
-from iclmeta.episodes import Episode
+from iclmeta.data.example import Example, LabelledDataset
+from iclmeta.data.episodes import Episode
 from iclmeta.errors import UserError
 
 
@@ -49,10 +49,10 @@ def _episode(support: dict, query: list[tuple[str, str]]) -> Episode:
 
 
 def _predict(method, episode, shots, resources):
-    from iclmeta.methods import build_method
+    from iclmeta.harness.registry import build_method
 
     m = build_method(method, resources)
-    m.fit([])
+    m.fit()
     return m.predict(episode, shots)
 
 
@@ -129,7 +129,7 @@ def synthetic(tmp_path):
 
 
 def _train_cfg(path, method, tmp_path, **kw):
-    from iclmeta.metric_train import MetricTrainConfig
+    from iclmeta.config import MetricTrainConfig
 
     base = dict(method=method, dataset=path, ways=3, shots=[1, 3], queries=3, steps=150,
                 lr=5e-3, val_episodes=10, eval_every=50, out=str(tmp_path / method))
@@ -138,9 +138,9 @@ def _train_cfg(path, method, tmp_path, **kw):
 
 def test_training_reduces_the_episodic_loss(synthetic, tmp_path):
     import torch
-    from iclmeta.data import load_dataset
-    from iclmeta.metric_nets import MetricNet
-    from iclmeta.metric_train import EpisodeTensors, episodic_loss, fit_net, trainable_plan
+    from iclmeta.data.sources import load_dataset
+    from iclmeta.metric.nets import MetricNet
+    from iclmeta.metric.train import EpisodeTensors, episodic_loss, fit_net, trainable_plan
 
     torch.set_num_threads(1)
     path, emb = synthetic
@@ -155,7 +155,8 @@ def test_training_reduces_the_episodic_loss(synthetic, tmp_path):
 
 def test_relation_learns_and_save_load_gives_identical_predictions(synthetic, tmp_path):
     import torch
-    from iclmeta.metric_train import load_checkpoint, train_metric
+    from iclmeta.metric.checkpoints import load_checkpoint
+    from iclmeta.metric.train import train_metric
 
     torch.set_num_threads(1)
     path, emb = synthetic
@@ -172,8 +173,8 @@ def test_relation_learns_and_save_load_gives_identical_predictions(synthetic, tm
 
 def test_save_load_round_trip_is_exact(tmp_path):
     import torch
-    from iclmeta.metric_nets import MetricNet
-    from iclmeta.metric_train import load_checkpoint, save_checkpoint
+    from iclmeta.metric.nets import MetricNet
+    from iclmeta.metric.checkpoints import load_checkpoint, save_checkpoint
 
     torch.manual_seed(0)
     net = MetricNet("matching", 8, head="linear", distance="euclidean").eval()
@@ -190,8 +191,8 @@ def test_save_load_round_trip_is_exact(tmp_path):
 
 
 def test_damaged_checkpoint_is_a_user_error(tmp_path):
-    from iclmeta.metric_nets import MetricNet
-    from iclmeta.metric_train import load_checkpoint, save_checkpoint
+    from iclmeta.metric.nets import MetricNet
+    from iclmeta.metric.checkpoints import load_checkpoint, save_checkpoint
 
     folder = save_checkpoint(MetricNet("protonet", 4, head="linear"), tmp_path / "ck", {})
     next(folder.glob("model-*.safetensors")).write_bytes(b"garbage")
@@ -240,8 +241,8 @@ def test_cli_train_then_eval_with_checkpoint(tmp_path, capsys):
 
 
 def test_checkpoint_must_match_embedder_and_distance(tmp_path):
-    from iclmeta.metric_nets import MetricNet
-    from iclmeta.metric_train import save_checkpoint
+    from iclmeta.metric.nets import MetricNet
+    from iclmeta.metric.checkpoints import save_checkpoint
 
     ck = str(save_checkpoint(MetricNet("protonet", 2, head="linear"), tmp_path / "p",
                              {"embedder": "fake"}))

@@ -176,7 +176,8 @@ def test_local_folder_loads_in_requested_dtype(tmp_path, tiny_model_and_tokenize
 
 @pytest.mark.integration
 def test_real_smollm2_converts_loads_and_scores_like_naive(tmp_path):
-    from iclmeta.lm import HFLM, encode_candidates, encode_prompts, naive_logprobs
+    from iclmeta.lm.hf import HFLM
+    from iclmeta.lm.prefix import encode_candidates, encode_prompts, naive_logprobs
 
     lm = HFLM.load("smollm2", device="cpu", dtype="float32", cache_dir=tmp_path)
     assert lm.max_length >= 2048 and lm.chat([{"role": "user", "content": "hi"}]).startswith("<|im_start|>")

@@ -4,8 +4,9 @@ import pytest
 import torch
 from conftest import naive_scores as naive
 
-from iclmeta.lm import HFLM, encode_candidates, encode_prompts, label_logprobs
-from iclmeta.lm_scoring import score_ids, shared_prefix, shared_prefix_length
+from iclmeta.lm.hf import HFLM
+from iclmeta.lm.prefix import encode_candidates, encode_prompts, label_logprobs
+from iclmeta.lm.prefix import score_ids, shared_prefix, shared_prefix_length
 
 HEADER = "label the question . the answer is a number or a location or a person"
 DEMOS = "what is the number ? number . where is the city ? location . who was the person ? person ."

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from iclmeta.data import Example
+from iclmeta.data.example import Example
 from iclmeta.errors import UserError
 from iclmeta.prompts import PromptBuilder, Template, list_templates, load_template
 
@@ -58,7 +58,7 @@ def test_bad_templates(tmp_path):
 
 
 def test_import_stays_light():
-    code = ("import sys, iclmeta, iclmeta.prompts, iclmeta.methods, iclmeta.harness, iclmeta.cli;"
+    code = ("import sys, iclmeta, iclmeta.prompts, iclmeta.harness.registry, iclmeta.harness.evaluate, iclmeta.cli.main;"
             "print(sorted(m for m in ('torch', 'transformers', 'faiss') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-from iclmeta.report import format_table, mean_ci, summarize, write_summary
+from iclmeta.report.stats import format_table, mean_ci, summarize, write_summary
 
 
 def test_mean_ci_matches_t_interval():

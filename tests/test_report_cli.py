@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from iclmeta.cli import main
+from iclmeta.cli.main import main
 from iclmeta.errors import UserError
-from iclmeta.report import (adapt_curve, load_runs, paired_bootstrap, paired_differences,
+from iclmeta.report.stats import (adapt_curve, load_runs, paired_bootstrap, paired_differences,
                             shot_curve, summarize)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,7 +175,7 @@ def test_unknown_baseline_lists_labels(run):
 
 
 def test_import_stays_light():
-    code = ("import sys, iclmeta.report, iclmeta.plots, iclmeta.runs, iclmeta.report_writer; "
+    code = ("import sys, iclmeta.report.stats, iclmeta.report.plots, iclmeta.report.runs, iclmeta.report.writer; "
             "print(sorted(m for m in ('pandas', 'matplotlib', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from iclmeta.data import Example
+from iclmeta.data.example import Example
 from iclmeta.errors import UserError
-from iclmeta.methods.render import QueryPrompt, Renderer
+from iclmeta.prompting.render import QueryPrompt, Renderer
 from iclmeta.prompts import PromptBuilder, Template, load_template
-from iclmeta.scoring_modes import (UNPARSEABLE, calibrate, channel_format, parse_label,
+from iclmeta.lm.modes import (UNPARSEABLE, calibrate, channel_format, parse_label,
                                    predict_with, score_continuations)
 
 NAMES = {"LOC": "location", "NUM": "number", "HUM": "human"}
@@ -90,7 +90,7 @@ def test_score_continuations_matches_separate_scoring(tiny_lm):
 
 
 def _plans(builder, lm, scoring, demos, queries, labels):
-    from iclmeta.methods.prompting import build_prompt
+    from iclmeta.prompting.methods import build_prompt
     return [build_prompt(Renderer(builder, lm), lm, scoring, demos, q, labels) for q in queries]
 
 
@@ -127,7 +127,7 @@ def test_score_continuations_without_a_bos_token_splits_unshared_contexts(tiny_m
 
     from tokenizers import processors
 
-    from iclmeta.lm import HFLM
+    from iclmeta.lm.hf import HFLM
 
     model, tokenizer = tiny_model_and_tokenizer
     plain = copy.deepcopy(tokenizer)

@@ -5,9 +5,9 @@ import sys
 import numpy as np
 import pytest
 
-from iclmeta.data import Example
+from iclmeta.data.example import Example
 from iclmeta.errors import UserError
-from iclmeta.selectors import (SELECTORS, KNNSelector, RandomSelector, make_selector, order_demos,
+from iclmeta.retrieval.select import (KNNSelector, RandomSelector, order_demos,
                                rank_by_similarity)
 
 
@@ -104,7 +104,7 @@ def test_knn_selector_balance_and_mmr_match_rank():
 
 def test_retriever_and_knn_selector_agree():
     pytest.importorskip("faiss")
-    from iclmeta.embed import Retriever
+    from iclmeta.retrieval.index import Retriever
 
     emb = TableEmbedder(TABLE)
     retriever = Retriever.build(POOL, emb)
@@ -128,25 +128,8 @@ def test_random_selector_deterministic_and_nested():
         selector.select(QUERY, pool, -1)
 
 
-def test_make_selector_registry():
-    assert set(SELECTORS) == {"random", "knn", "mmr", "balanced"}
-    emb = TableEmbedder(TABLE)
-    assert make_selector("random", seed=7).seed == 7
-    assert make_selector("mmr", emb).mmr_lambda == 0.5
-    assert make_selector("mmr", emb, mmr_lambda=0.8).mmr_lambda == 0.8
-    assert make_selector("balanced", emb).balance is True
-    assert make_selector("knn", emb, order="nearest-first").order == "nearest-first"
-    assert make_selector("knn").embedder.model is None  # default embedder, not loaded yet
-    with pytest.raises(UserError, match="random, knn, mmr, balanced"):
-        make_selector("nearest")
-    with pytest.raises(UserError, match="no option"):
-        make_selector("random", balance=True)
-    with pytest.raises(UserError, match="nearest-last"):
-        make_selector("knn", emb, order="middle")
-
-
 def test_import_stays_light():
-    code = ("import sys, iclmeta.selectors, iclmeta.embed; "
+    code = ("import sys, iclmeta.retrieval.select, iclmeta.retrieval.embedder; "
             "heavy = {'torch', 'faiss', 'sentence_transformers', 'transformers'} & set(sys.modules); "
             "sys.exit(sorted(heavy) or 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,0 +1,200 @@
+"""The episodic harness: the same episodes for every method and shot count, one row each.
+
+>>> from iclmeta.config import EvalConfig
+>>> report = evaluate(EvalConfig(methods=["retrieval"], out="runs/demo"))  # doctest: +SKIP
+>>> print(report.table())  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from iclmeta.config import EvalConfig
+from iclmeta.io import load_yaml, save_yaml
+from iclmeta.data.example import LabelledDataset
+from iclmeta.data.sources import load_dataset
+from iclmeta.harness.distributed import RANK_PATTERN, Processes, merge_rank_files
+from iclmeta.data.episodes import Episode, EpisodePlan, plan_episodes, sample_episodes
+from iclmeta.errors import UserError
+from iclmeta.data.prediction import Prediction
+from iclmeta.harness.registry import build_method, check_methods
+from iclmeta.models import DEFAULT_EMBEDDER, DEFAULT_LM
+from iclmeta.report.stats import format_table, summarize, write_summary
+
+ZERO_SHOT_ONLY = {"zero-shot"}  # methods whose prompt ignores the shot count
+
+
+@dataclass
+class Report:
+    """The tidy result table: one row per (method, shots, episode)."""
+
+    rows: list[dict]
+    out: Path | None = None
+
+    def summary(self) -> list[dict]:
+        return summarize(self.rows)
+
+    def table(self) -> str:
+        return format_table(self.summary())
+
+
+def prepare(config: EvalConfig) -> tuple[LabelledDataset, EpisodePlan, list[Episode]]:
+    """Load the dataset, decide the sampling rule, and sample the run's episodes."""
+    config.validate()
+    check_methods(config.methods)
+    ds = load_dataset(config.dataset, config.text_field, config.label_field,
+                      config.split_field, config.hf_config)
+    plan = plan_episodes(ds, config.ways, config.shots, config.queries, config.split,
+                         config.class_split, None, config.split_seed)
+    return ds, plan, sample_episodes(ds, plan, config.episodes, config.seed)
+
+
+class ResultStore:
+    """``results.jsonl`` with one fsynced line per row; a torn last line is dropped on resume."""
+
+    def __init__(self, out: Path, name: str = "results.jsonl"):
+        self.path = out / name
+
+    def load(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        rows, good = [], 0
+        with open(self.path, "rb") as handle:
+            for line in handle:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # an interrupted write: keep everything before it
+                good += len(line)
+        if good < self.path.stat().st_size:
+            with open(self.path, "r+b") as handle:
+                handle.truncate(good)
+        return rows
+
+    def append(self, row: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _load_results(path: Path) -> list[dict]:
+    return ResultStore(path.parent, path.name).load()
+
+
+def _start_run(config: EvalConfig, plan: EpisodePlan, resume: bool,
+               proc: Processes = Processes()) -> Path:
+    out = Path(config.out)
+    store = ResultStore(out)
+    saved = {"config": config.to_dict(), "episodes": plan.to_dict()}
+    if (store.path.exists() and store.path.stat().st_size > 0) or any(out.glob(RANK_PATTERN)):
+        if not resume:
+            raise UserError(f"{out} already holds results; pass --resume to continue that run "
+                            "or choose a new --out")
+        # A key the earlier run did not record had its default then (it predates the option).
+        previous = {**EvalConfig().to_dict(), **load_yaml(out / "config.yaml").get("config", {})}
+        changed = sorted(k for k in saved["config"] if previous.get(k) != saved["config"][k])
+        if changed:
+            raise UserError(f"--resume with different settings ({', '.join(changed)}) than the "
+                            f"run in {out}; use the same settings or a new --out")
+    proc.barrier()  # every process has checked the folder before the main one writes to it
+    if proc.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_yaml(saved, out / "config.yaml")
+    return out
+
+
+def _load_rows(out: Path, order: list[tuple], proc: Processes) -> list[dict]:
+    """Rows already written; the main process first folds in what an interrupted
+    multi-process run left in per-process files."""
+    rows = merge_rank_files(out, _load_results(out / "results.jsonl"), order, _load_results) \
+        if proc.is_main else []
+    proc.barrier()
+    return rows if proc.is_main else _load_results(out / "results.jsonl")
+
+
+def row_for(config, ds, plan, method, episode, shots, pred: Prediction, seconds) -> dict:
+    correct = [p == q.label for p, q in zip(pred.labels, episode.query)]
+    row = {
+        "dataset": ds.name, "split": plan.split, "class_split": plan.class_split,
+        "ways": plan.ways, "shots": shots, "pool": plan.pool, "episode": episode.id,
+        "seed": config.seed, "method": method.name, "label": method.name,
+        "accuracy": sum(correct) / len(correct), "n_queries": len(correct),
+        "n_correct": int(sum(correct)), "model": config.model or DEFAULT_LM,
+        "embedder": config.embedder or DEFAULT_EMBEDDER, "options": dict(method.options),
+        "seconds": round(seconds, 4), "prompt_tokens": int(pred.prompt_tokens),
+        "n_demos": max((len(d) for d in pred.demo_ids), default=0),
+        "query_ids": [q.id for q in episode.query], "gold": [q.label for q in episode.query],
+        "predictions": list(pred.labels), "demo_ids": pred.demo_ids,
+    }
+    row.update(pred.extra)
+    return row
+
+
+def work_items(config: EvalConfig, episodes: list[Episode]) -> list[tuple]:
+    """(episode, method, shots) in run order: all methods finish an episode before the next."""
+    items = []
+    for ep in episodes:
+        for name in config.methods:
+            for shots in ([0] if name in ZERO_SHOT_ONLY else config.shots):
+                items.append((ep, name, shots))
+    return items
+
+
+def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True,
+             echo=lambda msg: print(msg, file=sys.stderr)) -> Report:
+    """Run every method on the same episodes and write the run folder; returns the rows.
+
+    Under ``accelerate launch`` each process runs its share of the episodes and the main
+    process merges the rows (see ``iclmeta.harness.distributed``).
+    """
+    proc = Processes.current()
+    ds, plan, episodes = prepare(config)
+    if proc.is_main:
+        echo(plan.describe())
+    out = _start_run(config, plan, resume, proc)
+    items = work_items(config, episodes)
+    order = [(name, shots, ep.id) for ep, name, shots in items]
+    rows = _load_rows(out, order, proc)
+    done = {(r["method"], r["shots"], r["episode"]) for r in rows}
+    position = {ep.id: i for i, ep in enumerate(episodes)}
+    todo = [w for w in items if (w[1], w[2], w[0].id) not in done and proc.owns(position[w[0].id])]
+    if rows and proc.is_main:
+        echo(f"resuming: {len(rows)} rows already in {out}, {len(order) - len(rows)} to go")
+    name = "results.jsonl" if proc.world == 1 else proc.rank_file()
+    new = _run_items(config, ds, plan, todo, ResultStore(out, name), progress and proc.is_main)
+    if proc.world > 1:
+        proc.barrier()  # every process has written its rows
+        rows = merge_rank_files(out, rows, order, _load_results) if proc.is_main else []
+        proc.barrier()
+        rows = rows if proc.is_main else _load_results(out / "results.jsonl")
+    else:
+        rows += new
+    report = Report(rows, out)
+    if proc.is_main:
+        write_summary(report.summary(), out / "summary.csv")
+    return report
+
+
+def _run_items(config, ds, plan, todo, store: ResultStore, progress: bool) -> list[dict]:
+    """Evaluate the (episode, method, shots) items in order, appending each row to ``store``."""
+    from iclmeta.harness.resources import Resources
+    from tqdm.auto import tqdm
+
+    resources = Resources(config, ds)
+    methods, rows = {}, []
+    for ep, name, shots in tqdm(todo, desc="eval", unit="item", disable=not progress):
+        if name not in methods:
+            methods[name] = build_method(name, resources)
+            methods[name].fit()  # loads what the method needs, before the clock
+        start = time.perf_counter()
+        pred = methods[name].predict(ep, shots)
+        row = row_for(config, ds, plan, methods[name], ep, shots, pred,
+                      time.perf_counter() - start)
+        store.append(row)
+        rows.append(row)
+    return rows

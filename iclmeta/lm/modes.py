@@ -1,0 +1,245 @@
+"""Label scoring modes for prompting methods: direct, normalized, calibrated, channel, generate.
+
+- ``direct``: summed log-likelihood of each verbalized label after the prompt.
+- ``normalized``: the same, per label token.
+- ``calibrated``: contextual calibration (Zhao et al., 2021). The label distribution the model
+  gives content-free inputs ("N/A", "", "[MASK]") shown with the *same* demonstrations estimates
+  its prior; predictions divide it out. The queries and content-free inputs that share a
+  demonstration set are scored in one pass: the demonstrations run once per distinct set (once
+  per episode for ``icl``, once per query for ``retrieval``), then each input's own tokens and
+  labels, so calibration costs little more than ``direct``.
+- ``channel`` (Min et al., 2022): demonstrations are shown label-first, and each label is scored
+  by how likely the query *text* is after it. The per-label prompts share the demonstrations, so
+  one prefill serves every label of every query with the same demonstration set.
+- ``generate``: greedy generation, parsed onto the label set (exact, then prefix, then fuzzy,
+  case-insensitive); an output matching no label counts as wrong and the rate is reported.
+
+>>> calibrate(np.log([[0.7, 0.3]]), np.log([[0.8, 0.2]])).argmax(1)  # prior favours label 0
+array([1])
+>>> parse_label(" Location.\\n\\nQuestion: who", {"LOC": "location", "NUM": "number"})
+'LOC'
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Sequence
+
+import numpy as np
+
+from iclmeta.errors import UserError
+
+SCORINGS = ("direct", "normalized", "calibrated", "channel", "generate")
+CONTENT_FREE = ("N/A", "", "[MASK]")
+UNPARSEABLE = "<unparseable>"
+MAX_NEW_TOKENS = 12  # the longest verbalized label in the builtin datasets is 4 words
+
+
+def log_softmax(values: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax that tolerates ``-inf`` cells."""
+    top = np.max(values, axis=-1, keepdims=True)
+    shifted = values - top
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def calibrate(query_logp: np.ndarray, content_free_logp: np.ndarray) -> np.ndarray:
+    """Contextual calibration: log p(label | query) minus the log mean content-free prior.
+
+    ``query_logp`` is ``[Q, C]`` label log-likelihoods for queries sharing one demonstration
+    set; ``content_free_logp`` is ``[M, C]`` for the M content-free inputs with the same demos.
+    Each row is normalized over the label set, the M content-free distributions are averaged
+    (``p_cf``), and the result is ``log softmax(log p - log p_cf)``: Zhao et al.'s diagonal
+    ``W = diag(p_cf)^-1`` with ``b = 0``, renormalized.
+
+    >>> out = calibrate(np.log([[0.5, 0.5]]), np.log([[0.9, 0.1], [0.7, 0.3]]))
+    >>> np.round(np.exp(out), 3)
+    array([[0.2, 0.8]])
+    """
+    prior = np.exp(log_softmax(content_free_logp)).mean(axis=0)
+    return log_softmax(log_softmax(query_logp) - np.log(prior))
+
+
+def parse_label(output: str, names: dict[str, str]) -> str:
+    """Map generated text onto a label id, or ``UNPARSEABLE``.
+
+    ``names`` maps label id -> verbalized name; both count as answers. Only the first line is
+    read, case-insensitively: an exact match, then the longest name the output starts with,
+    then the closest name by edit similarity (ratio >= 0.8).
+
+    >>> parse_label("play musik", {"play_music": "play music", "rate_book": "rate book"})
+    'play_music'
+    >>> parse_label("I cannot tell", {"play_music": "play music"})
+    '<unparseable>'
+    """
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    text = lines[0].strip().strip(".,;:!\"'`*").strip().lower() if lines else ""
+    if not text:
+        return UNPARSEABLE
+    forms = {}
+    for label, name in names.items():
+        for form in (name, label, label.replace("_", " ")):
+            forms.setdefault(form.lower(), label)
+    if text in forms:
+        return forms[text]
+    for form in sorted(forms, key=len, reverse=True):
+        if text.startswith(form) and (len(text) == len(form) or not text[len(form)].isalnum()):
+            return forms[form]
+    close = difflib.get_close_matches(text, list(forms), n=1, cutoff=0.8)
+    return forms[close[0]] if close else UNPARSEABLE
+
+
+def channel_format(demo_pattern: str) -> tuple[str, str, str]:
+    """Split a demo pattern ``A{text}B{label}C`` into the label-first pieces channel scoring uses.
+
+    Returns ``(label_line, text_prefix, tail)``: a channel demo is
+    ``label_line + label + "\\n" + text_prefix + text + tail``.
+
+    >>> channel_format("Question: {text}\\nAnswer type: {label}")
+    ('Answer type: ', 'Question: ', '')
+    """
+    if "{text}" not in demo_pattern or "{label}" not in demo_pattern \
+            or demo_pattern.index("{text}") > demo_pattern.index("{label}"):
+        raise UserError("channel scoring needs a template whose 'demo' has {text} before "
+                        "{label}, e.g. 'Input: {text}\\nLabel: {label}'")
+    head, rest = demo_pattern.split("{text}", 1)
+    between, tail = rest.split("{label}", 1)
+    return between.lstrip(), head, tail
+
+
+def score_continuations(lm, groups: Sequence[Sequence[tuple[str, str]]]):
+    """``log p(continuation | context)`` for each ``(context, continuation)`` of each group.
+
+    Returns ``(values, tokens)``: one array per group, and the tokens run through the model.
+    The pairs of a group should share a long common prefix (the demonstrations): it is run once,
+    and each pair's tokens after it are scored from its cache. Tokenization follows
+    ``HFLM.score``: context with the tokenizer's special tokens, continuation without, ids
+    concatenated, so ``score_continuations(lm, [[(p, c)]])`` matches ``lm.score([p], [c])``.
+    """
+    import torch
+
+    from iclmeta.lm.prefix import score_ids
+
+    jobs = []  # (group, pair positions, shared prefix ids, distinct rows, per pair (whole, ctx))
+    for g, group in enumerate(groups):
+        contexts, full = _encode_pairs(lm, group)
+        parts: dict[int, list[int]] = {}
+        for i, ctx in enumerate(contexts):  # a shared prefix needs at least a common first token
+            parts.setdefault(ctx[0], []).append(i)
+        for idx in parts.values():
+            jobs.append((g, idx, *_plan_rows([contexts[i] for i in idx], [full[i] for i in idx])))
+    values = []
+    longest = max(len(job[2]) + max(len(c) for c in job[3]) for job in jobs)
+    size = lm.batch_for(longest) if hasattr(lm, "batch_for") else lm.batch_size
+    with torch.no_grad():
+        for start in range(0, len(jobs), size):
+            batch = jobs[start:start + size]
+            out = score_ids(lm.model, [job[2] for job in batch], [job[3] for job in batch])
+            values += list(out.float().cpu().numpy())
+    results = [np.zeros(len(group)) for group in groups]
+    for (g, idx, _, _, plan), v in zip(jobs, values):
+        results[g][idx] = [v[a] - (v[b] if b is not None else 0.0) for a, b in plan]
+    tokens = sum(len(job[2]) + sum(len(c) for c in job[3]) for job in jobs)
+    return results, tokens
+
+
+def _encode_pairs(lm, group):
+    """Context ids (with special tokens) and context + continuation ids of each pair."""
+    from iclmeta.lm.prefix import encode_prompts
+
+    if not group:
+        raise UserError("nothing to score: a group of (context, continuation) pairs is empty")
+    contexts = encode_prompts(lm.tokenizer, [c for c, _ in group])
+    conts = lm.tokenizer([x for _, x in group], add_special_tokens=False).input_ids
+    if any(not c for c in contexts) or any(not c for c in conts):
+        raise UserError("a context or continuation has no tokens; score non-empty text")
+    full = [c + x for c, x in zip(contexts, conts)]
+    longest = max(len(f) for f in full)
+    if longest > lm.max_length:
+        raise UserError(f"prompt of {longest} tokens exceeds the {lm.max_length}-token window of "
+                        f"'{lm.name}'; use fewer or shorter demonstrations")
+    return contexts, full
+
+
+def _plan_rows(contexts: list[list[int]], full: list[list[int]]):
+    """Shared prefix ids, distinct candidate rows after it, and per pair (full row, context row).
+
+    The contexts share their first token, so the prefix holds at least one token, and it stops
+    before every continuation's first token.
+    """
+    shared = min(_common_prefix(full), min(len(c) for c in contexts))
+    index: dict[tuple, int] = {}
+    plan = []
+    for ctx, ids in zip(contexts, full):
+        whole = index.setdefault(tuple(ids[shared:]), len(index))
+        rest = tuple(ctx[shared:])
+        plan.append((whole, index.setdefault(rest, len(index)) if rest else None))
+    return full[0][:shared], [list(k) for k in index], plan
+
+
+def _common_prefix(seqs: list[list[int]]) -> int:
+    first, n = seqs[0], min(len(s) for s in seqs)
+    for i in range(n):
+        if any(s[i] != first[i] for s in seqs):
+            return i
+    return n
+
+
+def predict_with(scoring: str, lm, plans, labels: list[str], builder):
+    """Predicted labels, extra row fields and tokens run, for the plans of one episode.
+
+    ``plans`` are ``QueryPrompt``s rendered for ``scoring`` (see ``methods.prompting``).
+    """
+    if scoring not in SCORINGS:
+        raise UserError(f"unknown scoring {scoring!r}; choose one of: {', '.join(SCORINGS)}")
+    if scoring == "generate":
+        outputs = lm.generate([p.prompt for p in plans], max_new_tokens=MAX_NEW_TOKENS)
+        names = {label: builder.verbalize(label) for label in labels}
+        predicted = [parse_label(text, names) for text in outputs]
+        rate = sum(p == UNPARSEABLE for p in predicted) / max(len(predicted), 1)
+        tokens = sum(lm.count_tokens(p.prompt) for p in plans)
+        return predicted, {"unparseable_rate": rate, "generations": outputs}, tokens
+    if scoring == "channel":
+        values, tokens = _channel_scores(lm, plans, len(labels))
+        return [labels[i] for i in values.argmax(1)], {}, tokens
+    if scoring == "calibrated":
+        values, tokens, n_sets = _calibrated(lm, plans, len(labels))
+        return [labels[i] for i in values.argmax(1)], {"content_free_sets": n_sets}, tokens
+    scores = lm.score([p.prompt for p in plans], plans[0].candidates)
+    values = scores.normalized() if scoring == "normalized" else scores.total
+    return [labels[i] for i in np.argmax(values, axis=1)], {}, scores.prompt_tokens
+
+
+def _by_demo_set(plans) -> dict[tuple, list[int]]:
+    groups: dict[tuple, list[int]] = {}
+    for i, plan in enumerate(plans):
+        groups.setdefault(tuple(plan.demo_ids), []).append(i)
+    return groups
+
+
+def _calibrated(lm, plans, n_labels: int):
+    """Calibrate each query with the content-free prior of its own demonstration set.
+
+    The queries and content-free inputs of one demonstration set are scored in one group, so
+    the demonstrations run once for all of them.
+    """
+    groups = _by_demo_set(plans)
+    pairs = []
+    for idx in groups.values():
+        texts = [plans[i].prompt for i in idx] + plans[idx[0]].content_free
+        pairs.append([(text, cand) for text in texts for cand in plans[idx[0]].candidates])
+    scores, tokens = score_continuations(lm, pairs)
+    out = np.empty((len(plans), n_labels))
+    for idx, group_scores in zip(groups.values(), scores):
+        table = group_scores.reshape(-1, n_labels)
+        out[idx] = calibrate(table[:len(idx)], table[len(idx):])
+    return out, tokens, len(groups)
+
+
+def _channel_scores(lm, plans, n_labels: int):
+    """``log p(query text | label, demos)`` ``[Q, C]``; one prefill per demonstration set."""
+    groups = _by_demo_set(plans)
+    pairs = [[pair for i in idx for pair in plans[i].channel] for idx in groups.values()]
+    scores, tokens = score_continuations(lm, pairs)
+    out = np.empty((len(plans), n_labels))
+    for idx, group_scores in zip(groups.values(), scores):
+        out[idx] = group_scores.reshape(len(idx), n_labels)
+    return out, tokens

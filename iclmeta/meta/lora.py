@@ -1,0 +1,225 @@
+"""LoRA fast weights over a frozen base LM, and the episode task loss they are trained on.
+
+Only the LoRA tensors are fast weights. They live outside the model, as an ordered dict of
+tensors, and every forward runs through ``torch.func.functional_call``, which swaps them into
+the (shared, never copied) base model for the duration of one call. The LoRA layers stored in
+the model keep their initial ``B = 0``, so the model seen by other methods is exactly the base
+model.
+
+The task loss is the prediction the harness measures: each example becomes the zero-shot
+prompt (instruction + query) that ``PromptBuilder.render`` writes, every label of the episode
+is scored as a continuation of it by ``lm.shared_prefix`` + ``lm.score_ids`` (the path of
+``label_logprobs`` and ``HFLM.score``), optionally per-token normalised, and the loss is cross-entropy over those
+label scores. The adapted model later scores each query with the same prompt.
+
+>>> lora = attach_lora(model, tokenizer, LoraSpec(rank=4))            # doctest: +SKIP
+>>> batch = task_batch(builder, tokenizer, episode.support_set(4), episode.classes)  # doctest: +SKIP
+>>> fast = adapt(lora, lora.initial(), batch, steps=3, lr=0.05)       # doctest: +SKIP
+>>> lora.predict(fast, task_batch(builder, tokenizer, episode.query, episode.classes))  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call
+
+from iclmeta.lm.prefix import encode_candidates, encode_prompts, score_ids, shared_prefix
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """Where the LoRA adapters go and their shape; ``seed`` fixes the initial A matrices."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    targets: tuple[str, ...] = ("q_proj", "v_proj")
+    seed: int = 0
+
+    @property
+    def adapter_name(self) -> str:
+        alpha = f"{self.alpha:g}".replace(".", "p")
+        return f"iclmeta_r{self.rank}_a{alpha}_{'_'.join(self.targets)}_s{self.seed}"
+
+    def to_dict(self) -> dict:
+        return {"rank": self.rank, "alpha": self.alpha, "targets": list(self.targets),
+                "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LoraSpec":
+        return cls(int(data["rank"]), float(data["alpha"]), tuple(data["targets"]),
+                   int(data.get("seed", 0)))
+
+
+@dataclass
+class TaskBatch:
+    """Token ids of labelled examples scored over one episode's label candidates."""
+
+    prompt_ids: list[list[int]]
+    cand_ids: list[list[int]]
+    targets: torch.Tensor  # [P] index of each example's label among the candidates
+    cand_tokens: torch.Tensor  # [C] token counts of the candidates, for normalisation
+    normalize: bool = True
+
+    def __len__(self) -> int:
+        return len(self.prompt_ids)
+
+
+def task_batch(builder, tokenizer, examples, classes, normalize: bool = True) -> TaskBatch:
+    """Zero-shot prompts for ``examples``, scored over the candidates of ``classes``."""
+    classes = list(classes)
+    prompts = [builder.render([], ex, classes) for ex in examples]
+    prompt_ids = encode_prompts(tokenizer, prompts)
+    cand_ids = encode_candidates(tokenizer, 1, builder.candidates(classes))[0]
+    targets = torch.tensor([classes.index(ex.label) for ex in examples], dtype=torch.long)
+    counts = torch.tensor([len(c) for c in cand_ids], dtype=torch.float32)
+    return TaskBatch(prompt_ids, cand_ids, targets, counts, normalize)
+
+
+def join_batches(a: TaskBatch, b: TaskBatch) -> TaskBatch:
+    """Both batches' examples over the same candidates (e.g. an episode's support and query)."""
+    return TaskBatch(a.prompt_ids + b.prompt_ids, a.cand_ids, torch.cat([a.targets, b.targets]),
+                     a.cand_tokens, a.normalize)
+
+
+class _Scorer(torch.nn.Module):
+    """One module whose forward runs every pass of ``label_logprobs`` (shared prefix, prefill,
+    candidate tokens), so a single ``functional_call`` covers them with the same fast weights."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, prompt_ids, cand_ids):
+        prefix = shared_prefix(self.model, prompt_ids)
+        return score_ids(self.model, prompt_ids, [cand_ids] * len(prompt_ids), prefix)
+
+
+class LoraLM:
+    """The base model with LoRA layers injected, scored functionally with given fast weights."""
+
+    def __init__(self, model, tokenizer, spec: LoraSpec, names: list[str], initial: dict):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.names = names  # fast-weight keys, as parameter paths inside the scorer
+        self._initial = initial
+        self._scorer = _Scorer(model)
+
+    def initial(self) -> "OrderedDict[str, torch.Tensor]":
+        """Fresh LoRA weights (seeded A, zero B) as leaf tensors that require grad."""
+        return OrderedDict((k, v.clone().requires_grad_(True)) for k, v in self._initial.items())
+
+    def logits(self, params, batch: TaskBatch) -> torch.Tensor:
+        """Label scores ``[P, C]`` of the batch's examples under the fast weights ``params``."""
+        total = functional_call(self._scorer, dict(params), (batch.prompt_ids, batch.cand_ids),
+                                strict=False)
+        return total / batch.cand_tokens.to(total.device) if batch.normalize else total
+
+    def loss(self, params, batch: TaskBatch) -> torch.Tensor:
+        """Cross-entropy of the true labels over the episode's candidates."""
+        logits = self.logits(params, batch)
+        return torch.nn.functional.cross_entropy(logits, batch.targets.to(logits.device))
+
+    def predict(self, params, batch: TaskBatch, batch_size: int = 8) -> list[int]:
+        """Index of the best-scoring candidate for each example (no gradients)."""
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(batch), batch_size):
+                part = TaskBatch(batch.prompt_ids[start:start + batch_size], batch.cand_ids,
+                                 batch.targets[start:start + batch_size], batch.cand_tokens,
+                                 batch.normalize)
+                out += self.logits(params, part).argmax(-1).tolist()
+        return out
+
+    def portable(self, params) -> dict[str, torch.Tensor]:
+        """Fast weights keyed without the adapter name, contiguous, on CPU (for safetensors)."""
+        tag = f".{self.spec.adapter_name}."
+        return {k.replace(tag, ".").removeprefix("model."): v.detach().float().cpu().contiguous()
+                for k, v in params.items()}
+
+    def from_portable(self, tensors: dict) -> "OrderedDict[str, torch.Tensor]":
+        """Inverse of ``portable``: leaf fast weights on the model's device and dtype."""
+        ref = self.initial()
+        found = {k: None for k in ref}
+        for key in ref:
+            found[key] = tensors.get(self.portable({key: ref[key]}).popitem()[0])
+        missing = [k for k, v in found.items() if v is None]
+        if missing or len(tensors) != len(ref):
+            raise ValueError(f"adapter tensors do not match the LoRA layout ({len(tensors)} "
+                             f"tensors, {len(ref)} expected; first missing: {missing[:1]})")
+        return OrderedDict((k, found[k].to(ref[k].device, ref[k].dtype).requires_grad_(True))
+                           for k in ref)
+
+
+def attach_lora(model, tokenizer, spec: LoraSpec) -> LoraLM:
+    """Inject ``spec``'s LoRA layers into ``model`` in place (once per spec) and freeze it all.
+
+    Every injected adapter stays active with its stored ``B = 0``, so the stored model computes
+    exactly the base model; fast weights only take effect inside ``LoraLM`` calls.
+    """
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.tuners.lora import LoraLayer
+
+    name = spec.adapter_name
+    if not any(name in n for n, _ in model.named_parameters()):
+        config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, target_modules=list(spec.targets),
+                            lora_dropout=0.0, bias="none")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(spec.seed)
+            inject_adapter_in_model(config, model, adapter_name=name)
+    model.requires_grad_(False)
+    _keep_head_input_contiguous(model)
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    if not layers:
+        raise ValueError(f"no module of the model matches LoRA targets {list(spec.targets)}")
+    for layer in layers:
+        layer.set_adapter(sorted(layer.lora_A.keys()), inference_mode=True)
+    initial = OrderedDict((f"model.{n}", p.detach().clone().float())
+                          for n, p in model.named_parameters() if f".{name}." in n)
+    return LoraLM(model, tokenizer, spec, list(initial), initial)
+
+
+def _contiguous_input(module, args):
+    return (args[0].contiguous(),) + tuple(args[1:])
+
+
+def _keep_head_input_contiguous(model) -> None:
+    """Feed the LM head a contiguous input once the model is frozen.
+
+    The head sees a strided slice (the last position of each prompt). While its weight requires
+    grad, ``torch.matmul`` folds that into one matrix product; once frozen it falls back to a
+    batched product that first copies the whole ``[batch, hidden, vocab]`` weight (seconds on
+    CPU for a 49k vocabulary). A contiguous input restores the fast path.
+    """
+    head = model.get_output_embeddings()
+    if head is not None and not getattr(head, "_iclmeta_contiguous", False):
+        head.register_forward_pre_hook(_contiguous_input)
+        head._iclmeta_contiguous = True
+
+
+def sgd_step(params, grads, lr: float):
+    return OrderedDict((k, p - lr * g) for (k, p), g in zip(params.items(), grads))
+
+
+def adapt(lora: LoraLM, params, batch: TaskBatch, steps: int, lr: float,
+          create_graph: bool = False, losses: list | None = None):
+    """``steps`` plain SGD steps on the batch's task loss, starting from ``params``.
+
+    With ``create_graph`` the result stays a differentiable function of ``params`` (second-order
+    MAML); otherwise it is returned as fresh leaves (first-order methods, test-time adaptation).
+    The loss before each step is appended to ``losses`` when a list is given.
+    """
+    fast = params
+    for _ in range(steps):
+        if not create_graph:
+            fast = OrderedDict((k, v.detach().requires_grad_(True)) for k, v in fast.items())
+        loss = lora.loss(fast, batch)
+        if losses is not None:
+            losses.append(float(loss.detach()))
+        grads = torch.autograd.grad(loss, list(fast.values()), create_graph=create_graph)
+        fast = sgd_step(fast, grads, lr)
+    if not create_graph:
+        fast = OrderedDict((k, v.detach().requires_grad_(True)) for k, v in fast.items())
+    return fast

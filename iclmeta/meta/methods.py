@@ -1,0 +1,123 @@
+"""Gradient methods at evaluation time: adapt LoRA weights on the support set, then score.
+
+Every method here answers an episode the same way: start from some LoRA initialisation, take
+``adapt_steps`` SGD steps (learning rate ``adapt_lr``) on the support set's task loss, and label
+each query with the adapted model's zero-shot prompt (see ``lora.py``). They differ only in the
+initialisation:
+
+- ``finetune``: a fresh LoRA (seeded A, zero B), i.e. plain fine-tuning on the support set;
+- ``multitask``: one LoRA trained on meta-train episodes with the plain task loss;
+- ``maml`` / ``fomaml`` / ``reptile``: a meta-learned initialisation.
+
+The last four load the adapter that ``iclmeta train`` wrote (``--adapter``). With
+``adapt_steps = 0`` the initialisation itself is evaluated. At 0 shots there is no support, so
+no step is taken.
+
+>>> method = FineTune("finetune", resources)                          # doctest: +SKIP
+>>> method.predict(episode, shots=4).extra["adapt_steps"]             # doctest: +SKIP
+3
+"""
+from __future__ import annotations
+
+from iclmeta.errors import UserError
+from iclmeta.models import DEFAULT_LM
+from iclmeta.data.prediction import Prediction
+
+DEFAULT_ADAPT_STEPS = 3
+DEFAULT_ADAPT_LR = 0.1
+META_LEARNED = ("maml", "fomaml", "reptile", "multitask")
+
+
+class _AdaptedLoRA:
+    """Shared evaluation: test-time adaptation from ``self.init`` on each episode's support."""
+
+    def __init__(self, name: str, resources):
+        self.name = name
+        self.res = resources
+        self.options: dict = {}
+        self.lora = None
+        self.init = None
+        self.steps = 0
+        self.lr = 0.0
+
+    def _settle(self, spec, steps, lr) -> None:
+        from iclmeta.meta.lora import attach_lora
+        lm = self.res.lm
+        self.lora = attach_lora(lm.model, lm.tokenizer, spec)
+        self.steps, self.lr = int(steps), float(lr)
+        if self.steps < 0 or self.lr < 0:
+            raise UserError("--adapt-steps and --adapt-lr must be non-negative")
+        self.options.update(lora=spec.to_dict(), adapt_steps=self.steps, adapt_lr=self.lr,
+                            scoring=self.res.config.scoring,
+                            template=self.res.builder.template.name, prompt="zero-shot")
+
+    def predict(self, episode, shots: int) -> Prediction:
+        from iclmeta.meta.lora import adapt, task_batch
+        builder, tok = self.res.builder, self.res.lm.tokenizer
+        normalize = self.res.config.scoring == "normalized"
+        params, losses, steps = self.init, [], self.steps if shots > 0 else 0
+        if steps:
+            support = task_batch(builder, tok, episode.support_set(shots), episode.classes,
+                                 normalize)
+            params = adapt(self.lora, self.init, support, steps, self.lr, losses=losses)
+        queries = task_batch(builder, tok, episode.query, episode.classes, normalize)
+        picked = self.lora.predict(params, queries, self.res.config.batch_size)
+        labels = [episode.classes[i] for i in picked]
+        extra = {"adapt_steps": steps, "adapt_lr": self.lr,
+                 "support_losses": [round(x, 4) for x in losses]}
+        return Prediction(labels, [[] for _ in labels], sum(len(p) for p in queries.prompt_ids),
+                          extra)
+
+
+class FineTune(_AdaptedLoRA):
+    """Plain LoRA fine-tuning on each episode's support set, from a fresh LoRA."""
+
+    def fit(self) -> None:
+        from iclmeta.meta.lora import LoraSpec
+        cfg = self.res.config
+        spec = LoraSpec(cfg.lora_rank, cfg.lora_alpha, tuple(cfg.lora_targets), cfg.seed)
+        self._settle(spec, _pick(cfg.adapt_steps, DEFAULT_ADAPT_STEPS),
+                     _pick(cfg.adapt_lr, DEFAULT_ADAPT_LR))
+        self.init = self.lora.initial()
+
+
+class MetaLearned(_AdaptedLoRA):
+    """Test-time adaptation from an initialisation trained by ``iclmeta train``."""
+
+    def fit(self) -> None:
+        from iclmeta.meta.checkpoints import load_adapter
+        cfg = self.res.config
+        path = adapter_path(cfg.adapters, self.name)
+        tensors, meta = load_adapter(path)
+        if (meta.get("model") or DEFAULT_LM) != (cfg.model or DEFAULT_LM):
+            raise UserError(f"adapter {path} was trained on model {meta.get('model')!r}, this "
+                            f"run uses {cfg.model or DEFAULT_LM!r}; pass --model "
+                            f"{meta.get('model')}")
+        from iclmeta.meta.lora import LoraSpec
+        train = meta["train"]
+        self._settle(LoraSpec.from_dict(meta["lora"]), _pick(cfg.adapt_steps, train["inner_steps"]),
+                     _pick(cfg.adapt_lr, train["inner_lr"]))
+        self.init = self.lora.from_portable(tensors)
+        self.options.update(adapter=str(path), adapter_step=meta.get("step"))
+
+
+def adapter_path(adapters: list[str], method: str) -> str:
+    """The one folder among ``adapters`` trained for ``method``, or a one-line error."""
+    from iclmeta.meta.checkpoints import adapter_method
+    unreadable = [a for a in adapters if adapter_method(a) is None]
+    if unreadable:
+        raise UserError(f"--adapter {unreadable[0]} holds no adapter.json; pass a folder written "
+                        "by 'iclmeta train'")
+    mine = [a for a in adapters if adapter_method(a) == method]
+    if len(mine) == 1:
+        return mine[0]
+    if len(mine) > 1:
+        raise UserError(f"{len(mine)} adapters given for --method {method} ({', '.join(mine)}); "
+                        "pass one")
+    raise UserError(f"--method {method} needs a meta-trained adapter: run 'iclmeta train "
+                    f"--method {method} --dataset D --out adapters/NAME' first, then pass "
+                    "--adapter adapters/NAME")
+
+
+def _pick(value, default):
+    return default if value is None else value

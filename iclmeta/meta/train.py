@@ -1,0 +1,54 @@
+"""Meta-training of LoRA initialisations: MAML, first-order MAML, Reptile, multi-task.
+
+``meta_train(config)`` writes to ``config.out``:
+
+- ``adapter.json`` + ``best-STEP.safetensors``: the initialisation with the best meta-val
+  accuracy, with everything needed to reload it (LoRA layout, model, template, scoring,
+  training settings). ``adapter.json`` is replaced atomically after its weights file is on
+  disk, so it always names a complete checkpoint.
+- ``checkpoint.json`` + ``last-STEP.safetensors``: the latest state (weights, optimiser state,
+  step), written the same way; a rerun with the same settings resumes from it.
+- ``log.jsonl``: one line per meta-step (loss, seconds) and per validation (accuracy).
+
+A non-finite loss or meta-gradient stops training with a ``UserError`` before any update or
+save, so the last good checkpoint and best adapter stay as they were.
+
+>>> cfg = MetaTrainConfig(method="reptile", dataset="clinc150.jsonl", steps=50,
+...                       out="adapters/reptile")                      # doctest: +SKIP
+>>> meta_train(cfg)                                                   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from iclmeta.io import load_yaml, save_yaml
+from iclmeta.config import MetaTrainConfig
+from iclmeta.errors import UserError
+from iclmeta.meta.trainer import MetaTrainer
+
+
+
+def meta_train(config: MetaTrainConfig, progress: bool = True,
+               echo=lambda msg: print(msg, file=sys.stderr)) -> dict:
+    """Run (or resume) meta-training; returns the best adapter's metadata."""
+    config.validate()
+    out = Path(config.out)
+    _check_resume(config, out)
+    trainer = MetaTrainer(config, echo)
+    return trainer.run(progress)
+
+
+def _check_resume(config: MetaTrainConfig, out: Path) -> None:
+    saved = out / "train.yaml"
+    if saved.exists():
+        previous = load_yaml(saved)
+        changed = sorted(k for k, v in asdict(config).items()
+                         if k != "steps" and previous.get(k) != v)
+        if changed:
+            raise UserError(f"{out} holds a run with different settings ({', '.join(changed)});"
+                            " use the same settings to resume, or a new --out")
+    save_yaml(asdict(config), saved)
+
+

@@ -1,0 +1,213 @@
+"""The meta-training loop behind ``meta_train``: tasks, updates, validation, checkpoints.
+
+Meta-train tasks are episodes over the meta-train classes (each draws its shot count from
+``config.shots``); validation adapts on meta-val episodes exactly as evaluation does and
+measures query accuracy. Task ``i`` depends only on ``(seed, i)``, so a resumed run sees the
+same tasks as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import random
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from iclmeta.errors import UserError
+from iclmeta.models import DEFAULT_LM
+from iclmeta.config import MetaTrainConfig
+from iclmeta.meta.checkpoints import FORMAT, TrainLog, load_adapter, save_adapter
+
+
+class MetaTrainer:
+    """Owns one run's model, tasks, fast weights and meta-optimiser (no I/O until ``run``)."""
+
+    def __init__(self, config: MetaTrainConfig, echo):
+        self.cfg = config
+        self.echo = echo
+        self.out = Path(config.out)
+        self.log = TrainLog(self.out / "log.jsonl")
+
+    # -- set-up -------------------------------------------------------------------------
+    def setup(self) -> None:
+        from iclmeta.data.sources import load_dataset
+        from iclmeta.data.episodes import plan_episodes, sample_episodes
+        from iclmeta.meta.lora import LoraSpec, attach_lora
+        from iclmeta.models import load_causal_lm
+        from iclmeta.prompts import PromptBuilder, load_template, template_for
+
+        c = self.cfg
+        ds = load_dataset(c.dataset, c.text_field, c.label_field, c.split_field, c.hf_config)
+        pool = max(c.shots)
+        train = plan_episodes(ds, c.ways, c.shots, c.queries, "meta-train", "disjoint", pool,
+                              c.split_seed)
+        val = plan_episodes(ds, c.ways, c.shots, c.val_queries, "meta-val", "disjoint", pool,
+                            c.split_seed)
+        self.tasks = sample_episodes(ds, train, c.steps * c.meta_batch, c.seed)
+        self.val = sample_episodes(ds, val, c.val_episodes, c.seed + 1)
+        self.template = template_for(c.template, ds.name)
+        self.builder = PromptBuilder(load_template(self.template), ds.label_names)
+        model, self.tokenizer = load_causal_lm(c.model, c.device, c.dtype, c.cache_dir)
+        if c.method == "maml":  # double backward needs eager attention (SDPA on CPU has none)
+            model.set_attn_implementation("eager")
+        self.lora = attach_lora(model, self.tokenizer,
+                                LoraSpec(c.lora_rank, c.lora_alpha, tuple(c.lora_targets), c.seed))
+        self.echo(f"meta-training {c.method}: {len(train.classes)} meta-train classes, "
+                  f"{len(val.classes)} meta-val classes, {c.ways}-way, shots {c.shots}")
+
+    def _batch(self, examples, classes):
+        from iclmeta.meta.lora import task_batch
+        return task_batch(self.builder, self.tokenizer, examples, classes,
+                          self.cfg.scoring == "normalized")
+
+    def step_tasks(self, step: int) -> list[tuple]:
+        """(support, query) batches of this step's meta-batch."""
+        out = []
+        for i in range(step * self.cfg.meta_batch, (step + 1) * self.cfg.meta_batch):
+            ep = self.tasks[i]
+            shots = task_rng(self.cfg.seed, i).choice(self.cfg.shots)
+            out.append((self._batch(ep.support_set(shots), ep.classes),
+                        self._batch(ep.query, ep.classes)))
+        return out
+
+    # -- one meta-step ------------------------------------------------------------------
+    def update(self, params, opt, tasks):
+        """Loss of the step and the new params (after the guard; nothing changed if it trips)."""
+        from iclmeta.meta.lora import join_batches
+        c = self.cfg
+        if c.method == "reptile":
+            from iclmeta.meta.reptile import reptile_update
+            new, loss = reptile_update(self.lora, params, [join_batches(s, q) for s, q in tasks],
+                                       c.inner_steps, c.inner_lr, c.resolved_meta_lr())
+            self._guard(loss, list(new.values()))
+            return loss, new
+        if c.method == "multitask":
+            loss_t = sum(self.lora.loss(params, join_batches(s, q)) for s, q in tasks) / len(tasks)
+            loss, grads = float(loss_t.detach()), torch.autograd.grad(loss_t, list(params.values()))
+        else:
+            from iclmeta.meta.maml import meta_gradient
+            loss, grads = meta_gradient(self.lora, params, tasks, c.inner_steps, c.inner_lr,
+                                        first_order=c.method == "fomaml")
+        self._guard(loss, grads)
+        for p, g in zip(params.values(), grads):
+            p.grad = g.detach()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss, params
+
+    def _guard(self, loss: float, tensors) -> None:
+        if not finite(loss) or not all(bool(torch.isfinite(t).all()) for t in tensors):
+            raise UserError(f"meta-training {self.cfg.method} hit a non-finite loss ({loss}); "
+                            f"the last good checkpoint in {self.out} is kept; lower --inner-lr "
+                            "or --meta-lr and rerun with the same --out to resume")
+
+    # -- validation ---------------------------------------------------------------------
+    def validate(self, params) -> float:
+        """Mean query accuracy on meta-val episodes after test-time adaptation."""
+        from iclmeta.meta.lora import adapt
+        shots, correct, total = max(self.cfg.shots), 0, 0
+        for ep in self.val:
+            fast = adapt(self.lora, params, self._batch(ep.support_set(shots), ep.classes),
+                         self.cfg.inner_steps, self.cfg.inner_lr)
+            query = self._batch(ep.query, ep.classes)
+            picked = self.lora.predict(fast, query)
+            correct += sum(int(p == t) for p, t in zip(picked, query.targets.tolist()))
+            total += len(picked)
+        return correct / total
+
+    # -- checkpoints --------------------------------------------------------------------
+    def _meta(self, step: int, val_acc: float | None) -> dict:
+        from dataclasses import asdict
+        c = self.cfg
+        return {"format": FORMAT, "method": c.method, "model": c.model or DEFAULT_LM,
+                "lora": self.lora.spec.to_dict(), "template": self.template,
+                "scoring": c.scoring, "prompt": "zero-shot", "dataset": c.dataset,
+                "step": step, "meta_val_accuracy": val_acc,
+                "train": {**asdict(c), "meta_lr": c.resolved_meta_lr()}}
+
+    def _save(self, kind, step, params, opt, val_acc, best_acc) -> None:
+        meta = {**self._meta(step, val_acc), "best_meta_val_accuracy": best_acc}
+        extra = {}
+        if kind == "last" and opt is not None:
+            extra, meta["optimizer"] = _flatten_optimizer(opt)
+        save_adapter(self.out, kind, step, self.lora.portable(params), meta, extra)
+
+    def _resume(self):
+        """(start step, params, best accuracy, checkpoint optimiser state or None)."""
+        if not (self.out / "checkpoint.json").is_file():
+            return 0, self.lora.initial(), None, None
+        tensors, meta = load_adapter(self.out, "checkpoint.json")
+        weights = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
+        optim = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
+        self.echo(f"resuming from step {meta['step']} in {self.out}")
+        self.log.truncate_after(meta["step"])
+        return (meta["step"], self.lora.from_portable(weights),
+                meta.get("best_meta_val_accuracy"), (optim, meta.get("optimizer")))
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self, progress: bool = True) -> dict:
+        from tqdm.auto import tqdm
+        self.setup()
+        self.out.mkdir(parents=True, exist_ok=True)
+        c = self.cfg
+        start, params, best, opt_state = self._resume()
+        opt = None
+        if c.method != "reptile":
+            opt = torch.optim.Adam(list(params.values()), lr=c.resolved_meta_lr())
+            if opt_state and opt_state[1]:
+                _load_optimizer(opt, *opt_state)
+        if start == 0:
+            best = self._validate_and_save(0, params, opt, None)
+        bar = tqdm(range(start, c.steps), desc=f"train {c.method}", initial=start,
+                   total=c.steps, disable=not progress)
+        for step in bar:
+            t0 = time.perf_counter()
+            loss, params = self.update(params, opt, self.step_tasks(step))
+            self.log.append({"step": step + 1, "loss": round(loss, 5),
+                             "seconds": round(time.perf_counter() - t0, 3),
+                             "max_rss_mb": _max_rss_mb()})
+            bar.set_postfix(loss=f"{loss:.3f}", best=best)
+            if (step + 1) % c.eval_every == 0 or step + 1 == c.steps:
+                best = self._validate_and_save(step + 1, params, opt, best)
+        return load_adapter(self.out)[1]
+
+    def _validate_and_save(self, step, params, opt, best):
+        t0 = time.perf_counter()
+        acc = self.validate(params)
+        self.log.append({"step": step, "meta_val_accuracy": round(acc, 4),
+                         "val_seconds": round(time.perf_counter() - t0, 2)})
+        if best is None or acc > best:
+            best = acc
+            self._save("best", step, params, None, acc, best)
+        self._save("last", step, params, opt, acc, best)
+        return best
+
+
+def _flatten_optimizer(opt) -> tuple[dict, dict]:
+    """Adam state as flat tensors (for safetensors) plus JSON-able hyper-parameters."""
+    state = opt.state_dict()
+    tensors = {f"optimizer.{i}.{key}": value.detach().clone().contiguous().reshape(value.shape)
+               for i, slot in state["state"].items() for key, value in slot.items()}
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def _load_optimizer(opt, tensors: dict, meta: dict) -> None:
+    state: dict = {}
+    for key, value in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _max_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def finite(value: float) -> bool:
+    return not (math.isnan(value) or math.isinf(value))
+
+
+def task_rng(seed: int, step: int) -> random.Random:
+    return random.Random(f"meta-train:{seed}:{step}")

@@ -1,0 +1,184 @@
+"""In-context prompting: zero-shot, random demonstrations (``icl``), retrieved demonstrations,
+and ``instruct`` (the model's chat template, demonstrations as turns or packed in one turn).
+
+At ``shots = K`` a prompt shows up to ``ways x K`` demonstrations (or ``--k``): ``icl`` uses the
+episode's K-shot support in a seeded order, one demonstration set shared by every query;
+``retrieval`` takes the nearest ones to each query from the whole support pool, nearest last;
+``instruct`` takes either (``--demos random|retrieval``). Labels are scored by the run's
+``--scoring`` mode (see ``iclmeta.lm.modes``).
+"""
+from __future__ import annotations
+
+import random
+
+from iclmeta.data.example import Example
+from iclmeta.data.episodes import Episode
+from iclmeta.errors import UserError
+from iclmeta.models import DEFAULT_EMBEDDER
+from iclmeta.lm.modes import MAX_NEW_TOKENS, predict_with
+from iclmeta.data.prediction import Prediction
+from iclmeta.prompting.render import QueryPrompt, Renderer
+
+
+class NoDemos:
+    options: dict = {}
+    drop_last = False
+
+    def fit(self, resources) -> None:
+        pass
+
+    def prepare(self, episode, shots) -> None:
+        pass
+
+    def demos(self, episode: Episode, shots: int, query: Example, n: int) -> list[Example]:
+        return []
+
+
+class RandomSource(NoDemos):
+    """The episode's K-shot support in a seeded random order, the same for every query."""
+
+    def demos(self, episode, shots, query, n):
+        demos = episode.support_set(shots)
+        random.Random(f"icl:{episode.seed}:{episode.id}:{shots}").shuffle(demos)
+        return demos[:n]
+
+
+class RetrievalSource(NoDemos):
+    """The query's nearest neighbours among the whole support pool (FAISS over embeddings)."""
+
+    def __init__(self, resources):
+        cfg = resources.config
+        self.res = resources
+        self.options = {"embedder": cfg.embedder or DEFAULT_EMBEDDER, "balance": cfg.balance,
+                        "mmr": cfg.mmr, "order": cfg.order}
+        # The least relevant demonstration sits first (nearest-last) or last (nearest-first).
+        self.drop_last = cfg.order == "nearest-first"
+        self._selector = None
+
+    def fit(self, resources) -> None:
+        resources.embedder
+
+    def prepare(self, episode, shots) -> None:
+        if shots > 0:  # embed the pool and the queries in one batch; selection hits the cache
+            self.res.embedder.encode([e.text for e in episode.pool() + episode.query])
+
+    def demos(self, episode, shots, query, n):
+        if self._selector is None:
+            from iclmeta.retrieval.select import KNNSelector
+            cfg = self.res.config
+            self._selector = KNNSelector(self.res.embedder, balance=cfg.balance,
+                                         mmr_lambda=cfg.mmr, order=cfg.order)
+        return self._selector.select(query, episode.pool(), n)
+
+
+class Prompting:
+    """A demonstration source + a renderer (text or chat) + the run's scoring mode."""
+
+    def __init__(self, name: str, resources, source, chat: bool = False):
+        self.name = name
+        self.res = resources
+        self.source = source
+        self.chat = chat
+        cfg = resources.config
+        self.options = {"scoring": cfg.scoring, "k": cfg.k, "template": None, **source.options}
+        if chat:
+            self.options.update(chat_format=cfg.chat_format, demos=cfg.demos)
+
+    def fit(self) -> None:
+        """Prompting learns nothing from meta-train episodes; load what it needs up front."""
+        self.res.lm
+        self.source.fit(self.res)
+
+    def renderer(self) -> Renderer:
+        return Renderer(self.res.builder, self.res.lm, chat=self.chat,
+                        packed=self.res.config.chat_format == "packed")
+
+    def n_demos(self, episode: Episode, shots: int) -> int:
+        k = self.res.config.k
+        return len(episode.classes) * shots if k is None else min(k, len(episode.classes) * shots)
+
+    def plan(self, episode: Episode, shots: int, query: Example) -> QueryPrompt:
+        """The prompt(s) for one query: demonstrations chosen, fitted into the window, rendered."""
+        self.options["template"] = self.res.builder.template.name
+        demos = self.source.demos(episode, shots, query, self.n_demos(episode, shots)) \
+            if shots > 0 else []
+        return build_prompt(self.renderer(), self.res.lm, self.res.config.scoring, demos, query,
+                            list(episode.classes), drop_last=self.source.drop_last)
+
+    def predict(self, episode: Episode, shots: int) -> Prediction:
+        self.source.prepare(episode, shots)
+        plans = [self.plan(episode, shots, q) for q in episode.query]
+        labels, extra, tokens = predict_with(self.res.config.scoring, self.res.lm, plans,
+                                             list(episode.classes), self.res.builder)
+        extra["demos_dropped"] = int(sum(p.dropped for p in plans))
+        if self.res.config.log_prompts:
+            extra["prompts"] = [p.shown() for p in plans]
+        return Prediction(labels, [p.demo_ids for p in plans], tokens, extra)
+
+
+def build_prompt(renderer: Renderer, lm, scoring: str, demos: list[Example], query: Example,
+                 labels: list[str], drop_last: bool = False) -> QueryPrompt:
+    """Render what ``scoring`` needs, dropping the least relevant demos until it all fits."""
+    candidates = renderer.candidates(labels)
+    if scoring == "channel":
+        tail = renderer.channel([], query.text, labels[0], labels)[1]  # same for every label
+        reserve = len(lm.tokenizer(tail, add_special_tokens=False).input_ids)
+
+        def render(kept):
+            return [ctx for ctx, _ in renderer.channel_all(kept, query.text, labels)]
+    else:
+        reserve = MAX_NEW_TOKENS if scoring == "generate" else \
+            max(len(lm.tokenizer(c, add_special_tokens=False).input_ids) for c in candidates)
+
+        def render(kept):
+            extra = renderer.content_free(kept, labels) if scoring == "calibrated" else []
+            return [renderer.prompt(kept, query, labels)] + extra
+    kept = fit_context(lm, demos, render, reserve, query, drop_last)
+    plan = QueryPrompt(query, kept, len(demos) - len(kept), candidates=candidates)
+    if scoring == "channel":  # the per-label prompts are the whole story; no direct messages
+        plan.channel = renderer.channel_all(kept, query.text, labels)
+    else:
+        plan.messages = renderer.messages(kept, query, labels)
+        plan.prompt = renderer.prompt(kept, query, labels)
+        if scoring == "calibrated":
+            plan.content_free = renderer.content_free(kept, labels)
+    return plan
+
+
+def fit_context(lm, demos: list[Example], render, reserve: int, query: Example,
+                drop_last: bool = False) -> list[Example]:
+    """The demos to keep: drop the least relevant one at a time until every prompt fits.
+
+    ``render(kept)`` returns the prompt texts that must fit with ``reserve`` tokens after them.
+    The query itself is never truncated: a query that cannot fit alone is an error.
+    """
+    kept = list(demos)
+    while True:
+        longest = max(lm.count_tokens(text) for text in render(kept))
+        if longest + reserve <= lm.max_length:
+            return kept
+        if not kept:
+            raise UserError(f"query {query.id} does not fit the model's context window "
+                            f"({lm.max_length} tokens) even without demonstrations; "
+                            "use a model with a longer context or shorter inputs")
+        kept = kept[:-1] if drop_last else kept[1:]
+
+
+def ZeroShot(name, resources):
+    """No demonstrations at any shot count: the instruction and the query alone."""
+    return Prompting(name, resources, NoDemos())
+
+
+def RandomDemos(name, resources):
+    return Prompting(name, resources, RandomSource())
+
+
+def RetrievedDemos(name, resources):
+    return Prompting(name, resources, RetrievalSource(resources))
+
+
+def Instruct(name, resources):
+    """Chat-template prompting; ``--demos random|retrieval``, ``--chat-format turns|packed``."""
+    cfg = resources.config
+    source = RetrievalSource(resources) if cfg.demos == "retrieval" else RandomSource()
+    return Prompting(name, resources, source, chat=True)
