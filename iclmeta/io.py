@@ -51,3 +51,43 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Write text (UTF-8) or bytes to ``path`` atomically (see ``atomic_path``)."""
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def write_checkpoint(folder: str | Path, stem: str, suffix: str, write, index: str,
+                     meta: dict) -> str:
+    """Publish a checkpoint folder: a content-named data file, then its JSON index, atomically.
+
+    ``write(tmp_path)`` writes the data (safetensors, a FAISS index, ...) to a temporary file;
+    it is renamed to ``STEM-SHA16.SUFFIX``, then ``index`` is replaced in one rename with
+    ``meta`` plus ``weights`` (that name) and ``weights_sha256``. Older ``STEM-*.SUFFIX`` files
+    are removed last, so a crash at any point leaves the previous checkpoint readable.
+    Returns the data file's name.
+
+    >>> import tempfile, json
+    >>> d = tempfile.mkdtemp()
+    >>> name = write_checkpoint(d, "model", "bin", lambda p: Path(p).write_bytes(b"w"),
+    ...                         "config.json", {"format": 1})
+    >>> json.loads((Path(d) / "config.json").read_text())["weights"] == name
+    True
+    """
+    import hashlib
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+        name = f"{stem}-{digest[:16]}.{suffix}"
+        os.replace(tmp, folder / name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    write_atomic(folder / index, json.dumps({**meta, "weights": name, "weights_sha256": digest},
+                                            indent=1, ensure_ascii=False))
+    for stale in folder.glob(f"{stem}-*.{suffix}"):
+        if stale.name != name:
+            stale.unlink(missing_ok=True)
+    return name

@@ -1,12 +1,7 @@
-"""Labelled text data and episodes: examples, sources (builtin, files, hub), episode sampling.
+"""Labelled text data and episodes.
 
->>> from iclmeta.data import load_dataset
->>> load_dataset("trec").label_names["NUM"]
-'number'
+``example`` (Example, LabelledDataset), ``fields`` (which row fields hold text and label),
+``sources`` (builtin datasets and local files), ``hub`` (Hugging Face datasets, imported only
+for hub ids), ``episodes`` (class splits and episode sampling), ``prediction`` (what a method
+returns for an episode). The public names are imported from ``iclmeta`` itself.
 """
-from iclmeta.data.episodes import Episode, EpisodePlan, meta_splits, plan_episodes, sample_episodes
-from iclmeta.data.example import Example, LabelledDataset
-from iclmeta.data.sources import load_dataset
-
-__all__ = ["Episode", "EpisodePlan", "Example", "LabelledDataset", "load_dataset", "meta_splits",
-           "plan_episodes", "sample_episodes"]

@@ -4,11 +4,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from iclmeta.errors import UserError
-from iclmeta.io import write_atomic
+from iclmeta.io import write_checkpoint
 from iclmeta.metric.nets import MetricNet
 
 FORMAT = 1
@@ -18,25 +17,11 @@ def save_checkpoint(net: MetricNet, out: str | os.PathLike, meta: dict) -> Path:
     """Write ``net`` + ``meta`` to folder ``out``; the config switches in one atomic rename."""
     from safetensors.torch import save_file
 
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
-        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
-        weights = f"model-{digest[:16]}.safetensors"
-        os.replace(tmp, folder / weights)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    config = {"format": FORMAT, "family": "metric", "method": net.method, "net": net.spec(),
-              "weights": weights, "weights_sha256": digest, **meta}
-    write_atomic(folder / "config.json", json.dumps(config, indent=2))
-    for stale in folder.glob("model-*.safetensors"):
-        if stale.name != weights:
-            stale.unlink(missing_ok=True)
-    return folder
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    config = {"format": FORMAT, "family": "metric", "method": net.method, "net": net.spec(), **meta}
+    write_checkpoint(out, "model", "safetensors", lambda tmp: save_file(state, tmp),
+                     "config.json", config)
+    return Path(out)
 
 
 def read_checkpoint_config(path: str | os.PathLike) -> dict:

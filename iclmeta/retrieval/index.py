@@ -4,7 +4,6 @@ faiss is imported only when an index is built or loaded.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -15,7 +14,7 @@ import numpy as np
 
 from iclmeta.data.example import Example
 from iclmeta.errors import UserError
-from iclmeta.io import write_atomic
+from iclmeta.io import write_checkpoint
 from iclmeta.retrieval.embedder import Embedder
 from iclmeta.retrieval.select import check_k, check_order, order_demos, rank_by_similarity
 
@@ -72,22 +71,15 @@ class Retriever:
         """Write the index and examples to ``directory``; an interrupted save leaves the old one valid."""
         import faiss
 
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
         blob = faiss.serialize_index(self.index).tobytes()
-        # The manifest names its index file by content, so the pair switches in one atomic rename.
-        index_name = f"index-{hashlib.sha256(blob).hexdigest()[:16]}.faiss"
-        write_atomic(folder / index_name, blob)
         spec = self.embedder.spec
         if spec is not None and Path(spec).expanduser().exists():
             spec = str(Path(spec).expanduser().resolve())
-        manifest = {"format": 1, "embedder": spec, "embedder_id": self.embedder.id, "index": index_name,
+        manifest = {"format": 1, "embedder": spec, "embedder_id": self.embedder.id,
                     "examples": [{**asdict(ex), "meta": dict(ex.meta)} for ex in self.examples]}
-        write_atomic(folder / self.MANIFEST, json.dumps(manifest, ensure_ascii=False).encode())
-        for stale in folder.glob("index-*.faiss"):
-            if stale.name != index_name:
-                stale.unlink(missing_ok=True)
-        return folder
+        write_checkpoint(directory, "index", "faiss", lambda tmp: Path(tmp).write_bytes(blob),
+                         self.MANIFEST, manifest)
+        return Path(directory)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, embedder: Embedder | None = None) -> "Retriever":
@@ -100,7 +92,7 @@ class Retriever:
                             "build one with Retriever.build(examples, embedder).save(dir)")
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
-            index = faiss.read_index(str(Path(directory) / manifest["index"]))
+            index = faiss.read_index(str(Path(directory) / manifest["weights"]))
             examples = [Example(**row) for row in manifest["examples"]]
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise UserError(f"retriever in {directory} is damaged ({str(err).splitlines()[0]}); rebuild it") from None
