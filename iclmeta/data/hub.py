@@ -1,8 +1,8 @@
 """Hugging Face datasets (hub ids such as ``clinc_oos`` or ``PolyAI/banking77``, or local folders).
 
-Kept apart from ``data.py`` because importing ``datasets`` is slow; only this path needs it.
+Kept apart from ``sources.py`` because importing ``datasets`` is slow; only this path needs it.
 
->>> ds = load_hf_dataset("PolyAI/banking77")  # doctest: +SKIP  (needs the hub)
+>>> ds = load_hf_dataset("PolyAI/banking77")  # needs the hub  # doctest: +SKIP
 >>> len(ds.labels())  # doctest: +SKIP
 77
 """
