@@ -24,6 +24,7 @@ class LabelledDataset:
     name: str
     examples: list[Example]
     label_names: dict[str, str] = field(default_factory=dict)
+    duplicates_removed: int = 0  # exact duplicate texts dropped by ``deduplicate``
 
     def __post_init__(self):
         for label in self.labels():
@@ -46,3 +47,31 @@ class LabelledDataset:
 def readable(label: str) -> str:
     """``book_flight`` -> ``book flight``: the default verbalizer of a label."""
     return label.replace("_", " ").replace("-", " ").strip()
+
+
+# A copy in one of these splits is the one kept: the benchmark's queries stay as published.
+KEEP_FIRST = ("test", "validation", "val", "dev")
+
+
+def deduplicate(ds: LabelledDataset) -> LabelledDataset:
+    """Drop exact duplicate texts (after trimming whitespace), so no query meets its own copy.
+
+    Of each group of copies one survives: the first in a query split (test, validation) if any,
+    else the first. The count of dropped examples is kept in ``duplicates_removed``.
+
+    >>> ds = LabelledDataset("toy", [Example("hi ", "a", "0", "train"), Example("hi", "a", "1", "test"),
+    ...                              Example("yo", "b", "2", "train")])
+    >>> out = deduplicate(ds)
+    >>> [e.id for e in out.examples], out.duplicates_removed
+    (['1', '2'], 1)
+    """
+    keep: dict[str, Example] = {}
+    for ex in ds.examples:
+        key = " ".join(ex.text.split())
+        held = keep.get(key)
+        if held is None or (ex.split in KEEP_FIRST and held.split not in KEEP_FIRST):
+            keep[key] = ex
+    kept = {id(ex) for ex in keep.values()}
+    examples = [ex for ex in ds.examples if id(ex) in kept]
+    return LabelledDataset(ds.name, examples, dict(ds.label_names),
+                           ds.duplicates_removed + len(ds.examples) - len(examples))

@@ -10,7 +10,7 @@ import csv
 import json
 from pathlib import Path
 
-from iclmeta.data.example import Example, LabelledDataset
+from iclmeta.data.example import Example, LabelledDataset, deduplicate
 from iclmeta.data.fields import BUILTINS, LABEL_FIELDS, TEXT_FIELDS, pick_field
 from iclmeta.errors import UserError
 
@@ -44,9 +44,16 @@ def load_dataset(source: str, text_field: str | None = None, label_field: str | 
                  split_field: str | None = None, hf_config: str | None = None) -> LabelledDataset:
     """Load a builtin name, a .jsonl/.json/.csv file, or a Hugging Face dataset id / folder.
 
+    Exact duplicate texts are dropped (see ``deduplicate``; the count is in
+    ``duplicates_removed``), so no query can be shown its own copy as a demonstration.
+
     >>> load_dataset("snips").labels()[:2]
     ['add_to_playlist', 'book_restaurant']
     """
+    return deduplicate(_load(source, text_field, label_field, split_field, hf_config))
+
+
+def _load(source, text_field, label_field, split_field, hf_config) -> LabelledDataset:
     if source in BUILTINS:
         return _load_builtin(source, label_field)
     path = Path(source).expanduser()
