@@ -57,6 +57,7 @@ class MetricMethod:
                         "distance": cfg.distance or DEFAULT_DISTANCE,
                         "head": "none", "checkpoint": None}
         self._net: MetricNet | None = None
+        self.trained_on: dict | None = None  # the checkpoint's training data (leakage guard)
 
     def fit(self) -> None:
         """Learned parts come from ``iclmeta train``; this loads and checks the checkpoint."""
@@ -88,6 +89,7 @@ class MetricMethod:
             raise UserError(f"checkpoint {path} was trained with --distance {net.distance}; "
                             f"drop --distance or pass --distance {net.distance}")
         self.options["checkpoint"] = str(path)
+        self.trained_on = meta.get("trained_on")
         return net
 
     def predict(self, episode: Episode, shots: int) -> Prediction:

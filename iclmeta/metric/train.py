@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from iclmeta.data.sources import load_dataset
 from iclmeta.data.episodes import Episode, EpisodePlan, meta_splits, sample_episodes
 from iclmeta.config import MetricTrainConfig
+from iclmeta.data.leakage import training_record
 from iclmeta.errors import UserError
 from iclmeta.metric.checkpoints import save_checkpoint
 from iclmeta.metric.nets import MetricNet
@@ -35,20 +36,22 @@ from iclmeta.metric.nets import MetricNet
 def trainable_plan(ds, cfg: MetricTrainConfig, split: str, echo=None) -> EpisodePlan:
     """Episodes over a class-disjoint meta-split, leaving out classes too small to sample.
 
-    ``plan_episodes`` rejects a split holding any class smaller than pool + queries; a
+    ``plan_episodes`` rejects a split holding any class smaller than max(shots) + queries; a
     long-tailed meta-train split (TREC-50 has a 4-example class) needs only *enough* classes.
     """
-    pool, need = max(cfg.shots), max(cfg.shots) + cfg.queries
+    budget, need = max(cfg.shots), max(cfg.shots) + cfg.queries
     groups = ds.by_label()
     names = meta_splits(ds.labels(), cfg.split_seed)[split]
     keep = [c for c in names if len(groups.get(c, [])) >= need]
     if len(keep) < cfg.ways:
         raise UserError(f"only {len(keep)} {split} classes of {ds.name} have {need} examples "
-                        f"(pool {pool} + queries {cfg.queries}); lower --ways, --shots or --queries")
+                        f"({budget} shots + {cfg.queries} queries); lower --ways, --shots or --queries")
     if echo and len(keep) < len(names):
         echo(f"{split}: {len(names) - len(keep)} of {len(names)} classes have fewer than {need} "
              "examples and are left out")
-    return EpisodePlan("disjoint", split, cfg.ways, pool, cfg.queries, None, None, tuple(keep))
+    return EpisodePlan("disjoint", split, cfg.ways, max_shots=budget, queries=cfg.queries,
+                       support_from=None, query_from=None, classes=tuple(keep),
+                       split_seed=cfg.split_seed)
 
 
 class EpisodeTensors:
@@ -151,7 +154,10 @@ def train_metric(cfg: MetricTrainConfig, embedder=None, progress: bool = True,
     net, record = fit_net(cfg, ds, embedder, progress, echo)
     record["total_seconds"] = round(time.perf_counter() - started, 2)
     out = Path(cfg.out or f"checkpoints/{cfg.method}")
-    meta = {"train": asdict(cfg), "dataset": ds.name, "embedder": embedder.name, **record}
+    splits = meta_splits(ds.labels(), cfg.split_seed)  # meta-val picks the step: it is seen too
+    seen = training_record(ds, splits["meta-train"] + splits["meta-val"], cfg.split_seed, "disjoint")
+    meta = {"train": asdict(cfg), "dataset": ds.name, "embedder": embedder.name,
+            "trained_on": seen, **record}
     save_checkpoint(net, out, meta)
     echo(f"best meta-val accuracy {record['best_val_accuracy']:.4f} at step "
          f"{record['best_step']} of {cfg.steps}; trained in {record['train_seconds']} s "
