@@ -5,7 +5,8 @@ from conftest import naive_scores as naive
 
 from iclmeta.lm import candidates as lm_candidates
 from iclmeta.errors import UserError
-from iclmeta.lm.hf import HFLM, Scores
+from iclmeta.lm.hf import HFLM
+from iclmeta.lm.protocol import Scores
 from iclmeta.lm.prefix import encode_candidates, encode_prompts, label_logprobs, naive_logprobs
 
 PROMPTS = [
@@ -113,6 +114,7 @@ def test_prompt_longer_than_window_raises(tiny_lm):
 def test_count_tokens_includes_bos_once(tiny_lm):
     assert tiny_lm.count_tokens("book a flight") == 4
     assert tiny_lm.count_tokens("<s> book a flight") == 4
+    assert tiny_lm.count_tokens(" book a flight", continuation=True) == 3
 
 
 def test_generate_returns_greedy_text_independent_of_batching(tiny_lm, tiny_model_and_tokenizer):

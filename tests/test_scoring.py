@@ -6,8 +6,7 @@ from iclmeta.data.example import Example
 from iclmeta.errors import UserError
 from iclmeta.prompting.render import QueryPrompt, Renderer
 from iclmeta.prompts import PromptBuilder, Template, load_template
-from iclmeta.lm.modes import (UNPARSEABLE, calibrate, channel_format, parse_label,
-                                   predict_with, score_continuations)
+from iclmeta.lm.modes import UNPARSEABLE, calibrate, channel_format, parse_label, predict_with
 
 NAMES = {"LOC": "location", "NUM": "number", "HUM": "human"}
 TINY = Template(name="tiny", instruction="the question", demo="question : {text} answer : {label}",
@@ -77,16 +76,26 @@ def test_channel_prompt_puts_the_label_first_and_scores_the_text():
         channel_format("{label}: {text}")
 
 
-def test_score_continuations_matches_separate_scoring(tiny_lm):
+def test_score_pairs_matches_separate_scoring(tiny_lm):
     groups = [[("the question : what is the city answer :", " location"),
                ("the question : what is the city answer :", " number"),
                ("the question : who is the person answer :", " person")],
               [("play a song", " music")]]
-    values, tokens = score_continuations(tiny_lm, groups)
-    for group, got in zip(groups, values):
+    out = tiny_lm.score_pairs(groups)
+    for group, got in zip(groups, out.values):
         expected = [tiny_lm.score([ctx], [cont]).total[0, 0] for ctx, cont in group]
         assert np.allclose(got, expected, atol=1e-4)
-    assert tokens > 0
+    assert out.tokens > 0
+    assert tiny_lm.score_pairs([]).values == []
+
+
+def test_score_pairs_rejects_empty_groups_and_too_long_pairs(tiny_lm):
+    with pytest.raises(UserError, match="nothing to score"):
+        tiny_lm.score_pairs([[]])
+    with pytest.raises(UserError, match="no tokens"):
+        tiny_lm.score_pairs([[("play a song", "")]])
+    with pytest.raises(UserError, match="exceeds the 256-token window of 'tiny'"):
+        tiny_lm.score_pairs([[(" ".join(["the"] * 250), " city " * 10)]])
 
 
 def _plans(builder, lm, scoring, demos, queries, labels):
@@ -122,7 +131,7 @@ def test_channel_scoring_equals_scoring_each_label_prompt(tiny_lm):
         assert label == LABELS[int(np.argmax(scores))]
 
 
-def test_score_continuations_without_a_bos_token_splits_unshared_contexts(tiny_model_and_tokenizer):
+def test_score_pairs_without_a_bos_token_splits_unshared_contexts(tiny_model_and_tokenizer):
     import copy
 
     from tokenizers import processors
@@ -136,6 +145,6 @@ def test_score_continuations_without_a_bos_token_splits_unshared_contexts(tiny_m
     group = [("play a song", " music"), ("where is the city", " location"),
              ("where is the song", " music")]
     assert lm.tokenizer("play").input_ids == lm.tokenizer("play", add_special_tokens=False).input_ids
-    values, _ = score_continuations(lm, [group])
+    values = lm.score_pairs([group]).values
     expected = [lm.score([ctx], [cont]).total[0, 0] for ctx, cont in group]
     assert np.allclose(values[0], expected, atol=1e-4)

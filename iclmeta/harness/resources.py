@@ -20,10 +20,10 @@ class Resources:
 
     @cached_property
     def lm(self):
-        from iclmeta.lm.hf import HFLM
+        from iclmeta.lm.registry import load_lm
         c = self.config
-        return HFLM.load(c.model, device=c.device, dtype=c.dtype, cache_dir=c.cache_dir,
-                         batch_size=c.batch_size, trust_remote_code=c.trust_remote_code)
+        return load_lm("hf", c.model, device=c.device, dtype=c.dtype, cache_dir=c.cache_dir,
+                       batch_size=c.batch_size, trust_remote_code=c.trust_remote_code)
 
     @cached_property
     def embedder(self):

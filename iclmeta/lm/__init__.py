@@ -1,7 +1,8 @@
 """Language models behind one small protocol (``iclmeta.lm.protocol.LM``).
 
-Modules: ``hf`` (the Hugging Face backend), ``prefix`` (shared-prefix KV reuse and label
-scoring), ``candidates`` (the label continuations), ``modes`` (direct / normalized /
-calibrated / channel / generate scoring). Importing this package loads nothing heavy;
-``iclmeta.lm.hf`` imports torch.
+Modules: ``protocol`` (the ``LM`` seam and its result types), ``registry`` (backends by name,
+``load_lm``), ``modes`` (direct / normalized / calibrated / channel / generate scoring, over the
+protocol only); the Hugging Face backend: ``hf`` (``HFLM``), ``prefix`` (shared-prefix KV reuse
+and label scoring), ``candidates`` (the candidate passes), ``pairs`` (grouped pair scoring).
+Importing this package loads nothing heavy; ``iclmeta.lm.hf`` imports torch.
 """

@@ -1,9 +1,11 @@
-"""Language-model backend: batched label log-likelihoods, generation, chat rendering.
+"""Hugging Face backend of the ``LM`` protocol: batched label log-likelihoods, grouped pair
+scoring, generation, chat rendering.
 
 ``HFLM.score`` tokenizes the prompts, runs the prefix that all of them share once (the instruction
 header; for ``icl`` also the demonstrations), then scores each batch of similar-length prompts
 from that cache: one prefill of each prompt's remaining tokens, every candidate continuation from
 its KV cache (see ``iclmeta.lm.prefix``, which also holds the differentiable ``label_logprobs``).
+``HFLM.score_pairs`` runs each group's shared demonstrations once (see ``iclmeta.lm.pairs``).
 
 >>> lm = HFLM.load("smollm2", device="cpu")                          # doctest: +SKIP
 >>> lm.score(["Review: great film\\nSentiment:"], [" positive", " negative"]).total.shape  # doctest: +SKIP
@@ -12,7 +14,6 @@ its KV cache (see ``iclmeta.lm.prefix``, which also holds the differentiable ``l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import numpy as np
@@ -20,35 +21,14 @@ import torch
 
 from iclmeta.errors import UserError
 from iclmeta.lm.candidates import device_token_budget
-from iclmeta.lm.prefix import (Candidates, encode_candidates, encode_prompts, left_pad, score_ids,
-                                shared_prefix)
-
-
-@dataclass
-class Scores:
-    """Candidate log-likelihoods, one row per prompt.
-
-    ``total[p, c]`` is the summed log-prob of candidate ``c``'s tokens after prompt ``p`` and
-    ``n_tokens[p, c]`` its token count. With per-prompt (ragged) candidate lists, missing cells
-    hold ``-inf`` and ``0``. ``prompt_tokens`` is the number of prompt tokens over all prompts.
-
-    >>> Scores(np.array([[-2.0, -3.0]]), np.array([[1, 3]]), 5).normalized()
-    array([[-2., -1.]])
-    """
-
-    total: np.ndarray
-    n_tokens: np.ndarray
-    prompt_tokens: int
-
-    def normalized(self) -> np.ndarray:
-        """Per-token log-likelihood (``-inf`` for missing cells)."""
-        out = np.full(self.total.shape, -np.inf)
-        np.divide(self.total, self.n_tokens, out=out, where=self.n_tokens > 0)
-        return out
+from iclmeta.lm.pairs import plan_jobs, run_jobs
+from iclmeta.lm.prefix import encode_candidates, encode_prompts, left_pad, score_ids, shared_prefix
+from iclmeta.lm.protocol import Candidates, Pair, PairScores, Scores
 
 
 class HFLM:
-    """A Hugging Face causal LM with batched scoring, greedy generation and chat rendering.
+    """A Hugging Face causal LM behind the ``LM`` protocol: batched scoring, grouped pair scoring,
+    greedy generation and chat rendering.
 
     The constructor does no I/O; ``HFLM.load`` resolves and loads a model by name.
 
@@ -92,8 +72,10 @@ class HFLM:
         tokenizer_max = getattr(self.tokenizer, "model_max_length", None) or window
         return int(min(window, tokenizer_max))
 
-    def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` takes as a prompt (special tokens included)."""
+    def count_tokens(self, text: str, continuation: bool = False) -> int:
+        """Tokens ``text`` takes as a prompt (special tokens included) or as a continuation (none)."""
+        if continuation:
+            return len(self.tokenizer(text, add_special_tokens=False).input_ids)
         return len(encode_prompts(self.tokenizer, [text])[0])
 
     def score(self, prompts: Sequence[str], candidates: Candidates) -> Scores:
@@ -123,6 +105,20 @@ class HFLM:
         for p, cands in enumerate(cand_ids):
             n_tokens[p, :len(cands)] = [len(c) for c in cands]
         return Scores(total, n_tokens, sum(len(s) for s in prompt_ids))
+
+    def score_pairs(self, groups: Sequence[Sequence[Pair]]) -> PairScores:
+        """``log p(continuation | context)`` of each pair, each group's shared prefix run once.
+
+        ``score_pairs([[(p, c)]])`` matches ``score([p], [c]).total``; a pair's context and
+        continuation must both be non-empty text.
+        """
+        if not groups:
+            return PairScores([], 0)
+        jobs = plan_jobs(self.tokenizer, groups)
+        longest = max(job.longest for job in jobs)
+        self._check_window(longest)
+        values = run_jobs(self.model, jobs, [len(g) for g in groups], self.batch_for(longest))
+        return PairScores(values, sum(job.tokens for job in jobs))
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int = 16) -> list[str]:
         """Greedy continuation of each prompt, decoded without special tokens."""
@@ -156,7 +152,9 @@ class HFLM:
         return auto_batch_size(self.model, tokens_per_prompt)
 
     def _check_length(self, prompt_ids: list[list[int]], extra: list[int]) -> None:
-        longest = max(len(p) + e for p, e in zip(prompt_ids, extra))
+        self._check_window(max(len(p) + e for p, e in zip(prompt_ids, extra)))
+
+    def _check_window(self, longest: int) -> None:
         if longest > self.max_length:
             raise UserError(f"prompt of {longest} tokens exceeds the {self.max_length}-token window of "
                             f"'{self.name}'; use fewer or shorter demonstrations")

@@ -5,12 +5,12 @@
 - ``calibrated``: contextual calibration (Zhao et al., 2021). The label distribution the model
   gives content-free inputs ("N/A", "", "[MASK]") shown with the *same* demonstrations estimates
   its prior; predictions divide it out. The queries and content-free inputs that share a
-  demonstration set are scored in one pass: the demonstrations run once per distinct set (once
-  per episode for ``icl``, once per query for ``retrieval``), then each input's own tokens and
-  labels, so calibration costs little more than ``direct``.
+  demonstration set go to ``LM.score_pairs`` as one group, so a backend runs the demonstrations
+  once per distinct set (once per episode for ``icl``, once per query for ``retrieval``) and
+  calibration costs little more than ``direct``.
 - ``channel`` (Min et al., 2022): demonstrations are shown label-first, and each label is scored
-  by how likely the query *text* is after it. The per-label prompts share the demonstrations, so
-  one prefill serves every label of every query with the same demonstration set.
+  by how likely the query *text* is after it. The per-label prompts share the demonstrations:
+  one ``score_pairs`` group per demonstration set.
 - ``generate``: greedy generation, parsed onto the label set (exact, then prefix, then fuzzy,
   case-insensitive); an output matching no label counts as wrong and the rate is reported.
 
@@ -22,11 +22,11 @@ array([1])
 from __future__ import annotations
 
 import difflib
-from typing import Sequence
 
 import numpy as np
 
 from iclmeta.errors import UserError
+from iclmeta.lm.protocol import LM
 
 SCORINGS = ("direct", "normalized", "calibrated", "channel", "generate")
 CONTENT_FREE = ("N/A", "", "[MASK]")
@@ -105,88 +105,11 @@ def channel_format(demo_pattern: str) -> tuple[str, str, str]:
     return between.lstrip(), head, tail
 
 
-def score_continuations(lm, groups: Sequence[Sequence[tuple[str, str]]]):
-    """``log p(continuation | context)`` for each ``(context, continuation)`` of each group.
-
-    Returns ``(values, tokens)``: one array per group, and the tokens run through the model.
-    The pairs of a group should share a long common prefix (the demonstrations): it is run once,
-    and each pair's tokens after it are scored from its cache. Tokenization follows
-    ``HFLM.score``: context with the tokenizer's special tokens, continuation without, ids
-    concatenated, so ``score_continuations(lm, [[(p, c)]])`` matches ``lm.score([p], [c])``.
-    """
-    import torch
-
-    from iclmeta.lm.prefix import score_ids
-
-    jobs = []  # (group, pair positions, shared prefix ids, distinct rows, per pair (whole, ctx))
-    for g, group in enumerate(groups):
-        contexts, full = _encode_pairs(lm, group)
-        parts: dict[int, list[int]] = {}
-        for i, ctx in enumerate(contexts):  # a shared prefix needs at least a common first token
-            parts.setdefault(ctx[0], []).append(i)
-        for idx in parts.values():
-            jobs.append((g, idx, *_plan_rows([contexts[i] for i in idx], [full[i] for i in idx])))
-    values = []
-    longest = max(len(job[2]) + max(len(c) for c in job[3]) for job in jobs)
-    size = lm.batch_for(longest) if hasattr(lm, "batch_for") else lm.batch_size
-    with torch.no_grad():
-        for start in range(0, len(jobs), size):
-            batch = jobs[start:start + size]
-            out = score_ids(lm.model, [job[2] for job in batch], [job[3] for job in batch])
-            values += list(out.float().cpu().numpy())
-    results = [np.zeros(len(group)) for group in groups]
-    for (g, idx, _, _, plan), v in zip(jobs, values):
-        results[g][idx] = [v[a] - (v[b] if b is not None else 0.0) for a, b in plan]
-    tokens = sum(len(job[2]) + sum(len(c) for c in job[3]) for job in jobs)
-    return results, tokens
-
-
-def _encode_pairs(lm, group):
-    """Context ids (with special tokens) and context + continuation ids of each pair."""
-    from iclmeta.lm.prefix import encode_prompts
-
-    if not group:
-        raise UserError("nothing to score: a group of (context, continuation) pairs is empty")
-    contexts = encode_prompts(lm.tokenizer, [c for c, _ in group])
-    conts = lm.tokenizer([x for _, x in group], add_special_tokens=False).input_ids
-    if any(not c for c in contexts) or any(not c for c in conts):
-        raise UserError("a context or continuation has no tokens; score non-empty text")
-    full = [c + x for c, x in zip(contexts, conts)]
-    longest = max(len(f) for f in full)
-    if longest > lm.max_length:
-        raise UserError(f"prompt of {longest} tokens exceeds the {lm.max_length}-token window of "
-                        f"'{lm.name}'; use fewer or shorter demonstrations")
-    return contexts, full
-
-
-def _plan_rows(contexts: list[list[int]], full: list[list[int]]):
-    """Shared prefix ids, distinct candidate rows after it, and per pair (full row, context row).
-
-    The contexts share their first token, so the prefix holds at least one token, and it stops
-    before every continuation's first token.
-    """
-    shared = min(_common_prefix(full), min(len(c) for c in contexts))
-    index: dict[tuple, int] = {}
-    plan = []
-    for ctx, ids in zip(contexts, full):
-        whole = index.setdefault(tuple(ids[shared:]), len(index))
-        rest = tuple(ctx[shared:])
-        plan.append((whole, index.setdefault(rest, len(index)) if rest else None))
-    return full[0][:shared], [list(k) for k in index], plan
-
-
-def _common_prefix(seqs: list[list[int]]) -> int:
-    first, n = seqs[0], min(len(s) for s in seqs)
-    for i in range(n):
-        if any(s[i] != first[i] for s in seqs):
-            return i
-    return n
-
-
-def predict_with(scoring: str, lm, plans, labels: list[str], builder):
+def predict_with(scoring: str, lm: LM, plans, labels: list[str], builder):
     """Predicted labels, extra row fields and tokens run, for the plans of one episode.
 
-    ``plans`` are ``QueryPrompt``s rendered for ``scoring`` (see ``methods.prompting``).
+    ``plans`` are ``QueryPrompt``s rendered for ``scoring`` (see ``iclmeta.prompting``); ``lm``
+    is used only through the ``LM`` protocol.
     """
     if scoring not in SCORINGS:
         raise UserError(f"unknown scoring {scoring!r}; choose one of: {', '.join(SCORINGS)}")
@@ -215,7 +138,7 @@ def _by_demo_set(plans) -> dict[tuple, list[int]]:
     return groups
 
 
-def _calibrated(lm, plans, n_labels: int):
+def _calibrated(lm: LM, plans, n_labels: int):
     """Calibrate each query with the content-free prior of its own demonstration set.
 
     The queries and content-free inputs of one demonstration set are scored in one group, so
@@ -226,20 +149,20 @@ def _calibrated(lm, plans, n_labels: int):
     for idx in groups.values():
         texts = [plans[i].prompt for i in idx] + plans[idx[0]].content_free
         pairs.append([(text, cand) for text in texts for cand in plans[idx[0]].candidates])
-    scores, tokens = score_continuations(lm, pairs)
+    scores = lm.score_pairs(pairs)
     out = np.empty((len(plans), n_labels))
-    for idx, group_scores in zip(groups.values(), scores):
+    for idx, group_scores in zip(groups.values(), scores.values):
         table = group_scores.reshape(-1, n_labels)
         out[idx] = calibrate(table[:len(idx)], table[len(idx):])
-    return out, tokens, len(groups)
+    return out, scores.tokens, len(groups)
 
 
-def _channel_scores(lm, plans, n_labels: int):
-    """``log p(query text | label, demos)`` ``[Q, C]``; one prefill per demonstration set."""
+def _channel_scores(lm: LM, plans, n_labels: int):
+    """``log p(query text | label, demos)`` ``[Q, C]``; one group per demonstration set."""
     groups = _by_demo_set(plans)
     pairs = [[pair for i in idx for pair in plans[i].channel] for idx in groups.values()]
-    scores, tokens = score_continuations(lm, pairs)
+    scores = lm.score_pairs(pairs)
     out = np.empty((len(plans), n_labels))
-    for idx, group_scores in zip(groups.values(), scores):
+    for idx, group_scores in zip(groups.values(), scores.values):
         out[idx] = group_scores.reshape(len(idx), n_labels)
-    return out, tokens
+    return out, scores.tokens

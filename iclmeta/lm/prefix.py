@@ -26,14 +26,12 @@ from iclmeta.errors import UserError
 from iclmeta.lm.candidates import (
     cache_keyword, model_device, packed_logprobs, per_candidate_logprobs, select_cache,
 )
+from iclmeta.lm.protocol import Candidates
 
 # A shared prefix shorter than this many tokens, or than this share of the shortest prompt, is
 # recomputed per prompt: measured on CPU, reusing a short header costs more than it saves.
 MIN_SHARED_PREFIX = 32
 MIN_SHARED_SHARE = 0.25
-
-Candidates = Sequence[str] | Sequence[Sequence[str]]
-
 
 def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:
     """Prompt ids with the tokenizer's default special tokens, never two BOS tokens in a row."""

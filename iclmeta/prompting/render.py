@@ -3,7 +3,7 @@
 A ``Renderer`` turns (demonstrations, query) into the strings the LM scores: the direct prompt
 and its label candidates, the channel prompts (label first, query text as the continuation) and
 the content-free prompts of contextual calibration. Chat prompts go through the model's own chat
-template (``HFLM.chat``) and the label is scored as the assistant's reply.
+template (``LM.chat``) and the label is scored as the assistant's reply.
 
 Chat candidates carry no leading space: templates such as SmolLM2's end the generation prompt
 with ``"<|im_start|>assistant\\n"`` and the reply starts right after the newline, so the text
@@ -16,6 +16,7 @@ from typing import Sequence
 
 from iclmeta.data.example import Example
 from iclmeta.lm.modes import CONTENT_FREE, channel_format
+from iclmeta.lm.protocol import LM
 
 
 @dataclass
@@ -44,13 +45,15 @@ class QueryPrompt:
 class Renderer:
     """Renders prompts as plain text (``chat=False``) or through the LM's chat template.
 
+    Plain text needs no LM (``lm=None``); chat uses only ``LM.chat``.
+
     >>> from iclmeta.prompts import PromptBuilder, load_template
     >>> r = Renderer(PromptBuilder(load_template("question")), lm=None)
     >>> r.channel([], "Who wrote Hamlet ?", "HUM", ["HUM"])[1]
     ' Who wrote Hamlet ?'
     """
 
-    def __init__(self, builder, lm, chat: bool = False, packed: bool = False):
+    def __init__(self, builder, lm: LM | None, chat: bool = False, packed: bool = False):
         self.builder = builder
         self.lm = lm
         self.chat = chat
