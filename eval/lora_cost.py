@@ -35,8 +35,7 @@ def measure(method: str, inner_steps: int, data: str, steps: int, shots: int) ->
     trainer.setup()
     loaded = rss_mb()
     params = trainer.lora.initial()
-    import torch
-    opt = None if method == "reptile" else torch.optim.Adam(list(params.values()), lr=1e-3)
+    opt = trainer.algorithm.optimizer(list(params.values()), cfg.resolved_meta_lr())
     _, params = trainer.update(params, opt, trainer.step_tasks(0))  # warm-up
     start = time.perf_counter()
     for step in range(1, steps + 1):

@@ -88,7 +88,7 @@ def test_attaching_lora_leaves_the_stored_model_equal_to_the_base(setup):
 
 
 def test_adapt_lowers_the_support_loss_and_returns_leaves(setup):
-    from iclmeta.meta.lora import adapt
+    from iclmeta.meta.adaptation import adapt
     _, _, _, lora = setup
     batch, losses, start = batch_of(setup), [], lora.initial()
     fast = adapt(lora, start, batch, steps=5, lr=1.0, losses=losses)

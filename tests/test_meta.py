@@ -42,7 +42,7 @@ def flat(tensors):
 
 def test_reptile_step_one_is_the_inner_loop_and_zero_is_identity(lora_setup):
     import torch
-    from iclmeta.meta.lora import adapt
+    from iclmeta.meta.adaptation import adapt
     from iclmeta.meta.reptile import reptile_update
     lora, params, support, _ = lora_setup
     inner = adapt(lora, params, support, steps=2, lr=0.5)
@@ -53,9 +53,61 @@ def test_reptile_step_one_is_the_inner_loop_and_zero_is_identity(lora_setup):
     assert loss == pytest.approx(float(lora.loss(params, support).detach()), rel=1e-5)
 
 
+def test_reptile_averages_the_task_deltas(lora_setup):
+    """Two tasks: the new weights are the mean of the adapted ones, not the summed deltas."""
+    import torch
+    from iclmeta.meta.adaptation import adapt
+    from iclmeta.meta.reptile import reptile_update
+    lora, params, support, query = lora_setup
+    a, b = adapt(lora, params, support, 2, 0.5), adapt(lora, params, query, 2, 0.5)
+    moved, loss = reptile_update(lora, params, [support, query], 2, 0.5, step_size=1.0)
+    torch.testing.assert_close(flat(moved.values()), (flat(a.values()) + flat(b.values())) / 2)
+    half, _ = reptile_update(lora, params, [support, query], 2, 0.5, step_size=0.5)
+    expected = (2 * flat(params.values()).detach() + flat(a.values()) + flat(b.values())) / 4
+    torch.testing.assert_close(flat(half.values()), expected)
+    losses = [float(lora.loss(params, t).detach()) for t in (support, query)]
+    assert loss == pytest.approx(sum(losses) / 2, rel=1e-5)
+    assert (flat(a.values()) - flat(b.values())).norm() > 1e-3  # the tasks pull apart
+
+
+def test_reptile_as_an_algorithm_is_reptile_update(lora_setup):
+    """The trainer's route (outer_grads + the algorithm's optimizer) is the interpolation."""
+    import torch
+    from iclmeta.meta.algorithms import build_algorithm
+    from iclmeta.meta.lora import join_batches
+    from iclmeta.meta.reptile import reptile_update
+    lora, params, support, query = lora_setup
+    tasks = [(support, query), (query, query)]
+    expected, expected_loss = reptile_update(lora, params, [join_batches(s, q) for s, q in tasks],
+                                             1, 0.5, step_size=0.3)
+    algo = build_algorithm("reptile", inner_steps=1, inner_lr=0.5)
+    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    loss, grads = algo.outer_grads(lora, leaves, tasks)
+    opt = algo.optimizer(list(leaves.values()), 0.3)
+    for p, g in zip(leaves.values(), grads):
+        p.grad = g
+    opt.step()
+    torch.testing.assert_close(flat(leaves.values()).detach(), flat(expected.values()).detach())
+    assert loss == pytest.approx(expected_loss)
+
+
+def test_registry_builds_each_meta_method():
+    from iclmeta.config import META_METHODS
+    from iclmeta.errors import UserError
+    from iclmeta.meta.algorithms import ALGORITHMS, build_algorithm
+    from iclmeta.meta.maml import MAML
+    assert set(ALGORITHMS) == set(META_METHODS)
+    assert build_algorithm("fomaml", 1, 0.1) == MAML(1, 0.1, first_order=True)
+    assert build_algorithm("maml", 1, 0.1).second_order
+    assert not any(build_algorithm(m, 1, 0.1).second_order for m in ("fomaml", "reptile",
+                                                                      "multitask"))
+    with pytest.raises(UserError, match="choose one of: fomaml, maml"):
+        build_algorithm("anil", 1, 0.1)
+
+
 def test_first_order_gradient_is_the_query_gradient_at_adapted_weights(lora_setup):
     import torch
-    from iclmeta.meta.lora import adapt
+    from iclmeta.meta.adaptation import adapt
     from iclmeta.meta.maml import meta_gradient
     lora, params, support, query = lora_setup
     _, fo = meta_gradient(lora, params, [(support, query)], 2, 0.5, first_order=True)
@@ -68,7 +120,7 @@ def test_first_order_gradient_is_the_query_gradient_at_adapted_weights(lora_setu
 
 def test_second_order_gradient_matches_finite_differences(lora_setup):
     import torch
-    from iclmeta.meta.lora import adapt
+    from iclmeta.meta.adaptation import adapt
     from iclmeta.meta.maml import meta_gradient
     lora, params, support, query = lora_setup
     steps, lr, eps = 2, 0.5, 1e-2
@@ -149,16 +201,19 @@ def test_meta_training_leaves_base_weights_untouched(tiny_folder, tmp_path, meth
         trainer.lora.initial()).items())  # it did learn something
 
 
-def test_resume_continues_where_it_stopped(tiny_folder, tmp_path):
+@pytest.mark.parametrize("method", ["fomaml", "reptile"])
+def test_resume_continues_where_it_stopped(tiny_folder, tmp_path, method):
     import torch
     from iclmeta.meta.checkpoints import load_adapter
     from iclmeta.meta.train import meta_train
-    meta_train(train_config(tiny_folder, tmp_path / "a", steps=3), progress=False)
-    meta_train(train_config(tiny_folder, tmp_path / "b", steps=2), progress=False)
-    meta_train(train_config(tiny_folder, tmp_path / "b", steps=3), progress=False)
+    meta_train(train_config(tiny_folder, tmp_path / "a", method, steps=3), progress=False)
+    meta_train(train_config(tiny_folder, tmp_path / "b", method, steps=2), progress=False)
+    meta_train(train_config(tiny_folder, tmp_path / "b", method, steps=3), progress=False)
     a, _ = load_adapter(tmp_path / "a", "checkpoint.json")
     b, _ = load_adapter(tmp_path / "b", "checkpoint.json")
-    assert a.keys() == b.keys() and any(k.startswith("optimizer.") for k in a)
+    # Adam carries moments across steps; Reptile's plain SGD carries nothing but the weights.
+    assert a.keys() == b.keys()
+    assert any(k.startswith("optimizer.") for k in a) == (method == "fomaml")
     for k in a:
         torch.testing.assert_close(a[k], b[k])
     steps = [json.loads(line).get("loss") is not None and json.loads(line)["step"]
@@ -166,13 +221,27 @@ def test_resume_continues_where_it_stopped(tiny_folder, tmp_path):
     assert [s for s in steps if s] == [1, 2, 3]
 
 
+class NanAlgorithm:
+    """Any registered algorithm: the trainer looks it up by name and never names it."""
+
+    second_order = False
+
+    def outer_grads(self, lora, params, tasks):
+        import torch
+        return float("nan"), [torch.zeros_like(p) for p in params.values()]
+
+    def optimizer(self, params, lr):
+        import torch
+        return torch.optim.SGD(params, lr=lr)
+
+
 def test_nan_loss_stops_without_touching_checkpoints(tiny_folder, tmp_path, monkeypatch):
-    import iclmeta.meta.reptile as reptile
+    from iclmeta.meta.algorithms import ALGORITHMS
     from iclmeta.meta.train import meta_train
     out = tmp_path / "r"
     meta_train(train_config(tiny_folder, out, "reptile", steps=1), progress=False)
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.name not in ("log.jsonl", "train.yaml")}
-    monkeypatch.setattr(reptile, "reptile_update", lambda lora, params, *a: (params, float("nan")))
+    monkeypatch.setitem(ALGORITHMS, "reptile", lambda **settings: NanAlgorithm())
     with pytest.raises(UserError, match="non-finite loss"):
         meta_train(train_config(tiny_folder, out, "reptile", steps=3), progress=False)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name not in ("log.jsonl", "train.yaml")} == before

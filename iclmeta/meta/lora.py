@@ -14,8 +14,9 @@ label scores. The adapted model later scores each query with the same prompt.
 
 >>> lora = attach_lora(model, tokenizer, LoraSpec(rank=4))            # doctest: +SKIP
 >>> batch = task_batch(builder, tokenizer, episode.support_set(4), episode.classes)  # doctest: +SKIP
->>> fast = adapt(lora, lora.initial(), batch, steps=3, lr=0.05)       # doctest: +SKIP
->>> lora.predict(fast, task_batch(builder, tokenizer, episode.query, episode.classes))  # doctest: +SKIP
+>>> lora.loss(lora.initial(), batch).backward()                      # doctest: +SKIP
+
+Adaptation (the inner loop, test-time adaptation) lives in ``adaptation.py``.
 """
 from __future__ import annotations
 
@@ -197,29 +198,3 @@ def _keep_head_input_contiguous(model) -> None:
     if head is not None and not getattr(head, "_iclmeta_contiguous", False):
         head.register_forward_pre_hook(_contiguous_input)
         head._iclmeta_contiguous = True
-
-
-def sgd_step(params, grads, lr: float):
-    return OrderedDict((k, p - lr * g) for (k, p), g in zip(params.items(), grads))
-
-
-def adapt(lora: LoraLM, params, batch: TaskBatch, steps: int, lr: float,
-          create_graph: bool = False, losses: list | None = None):
-    """``steps`` plain SGD steps on the batch's task loss, starting from ``params``.
-
-    With ``create_graph`` the result stays a differentiable function of ``params`` (second-order
-    MAML); otherwise it is returned as fresh leaves (first-order methods, test-time adaptation).
-    The loss before each step is appended to ``losses`` when a list is given.
-    """
-    fast = params
-    for _ in range(steps):
-        if not create_graph:
-            fast = OrderedDict((k, v.detach().requires_grad_(True)) for k, v in fast.items())
-        loss = lora.loss(fast, batch)
-        if losses is not None:
-            losses.append(float(loss.detach()))
-        grads = torch.autograd.grad(loss, list(fast.values()), create_graph=create_graph)
-        fast = sgd_step(fast, grads, lr)
-    if not create_graph:
-        fast = OrderedDict((k, v.detach().requires_grad_(True)) for k, v in fast.items())
-    return fast

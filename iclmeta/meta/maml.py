@@ -3,19 +3,44 @@
 For each task the inner loop takes ``k`` SGD steps on the support loss from the shared
 initialisation; the meta-objective is the query loss at the adapted weights. Second-order MAML
 differentiates through the inner steps (``create_graph=True``), so its memory grows with ``k``;
-first-order MAML uses the query gradient at the adapted weights as the meta-gradient.
+first-order MAML uses the query gradient at the adapted weights as the meta-gradient. FOMAML is
+``MAML(first_order=True)``, not a separate algorithm.
 
 Second-order MAML needs attention with a double backward: on CPU load the model with
-``attn_implementation="eager"`` (SDPA has none there).
+``attn_implementation="eager"`` (SDPA has none there); ``MAML.second_order`` tells the trainer.
 
+>>> loss, grads = MAML(inner_steps=2, inner_lr=0.05).outer_grads(lora, params, tasks)  # doctest: +SKIP
 >>> loss, grads = meta_gradient(lora, params, tasks, inner_steps=2, inner_lr=0.05,
 ...                             first_order=False)                   # doctest: +SKIP
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from iclmeta.meta.lora import LoraLM, TaskBatch, adapt
+from iclmeta.meta.adaptation import adapt
+from iclmeta.meta.lora import LoraLM, TaskBatch
+
+
+@dataclass(frozen=True)
+class MAML:
+    """(First-order) MAML as a ``MetaAlgorithm``: the mean meta-gradient, stepped by Adam."""
+
+    inner_steps: int
+    inner_lr: float
+    first_order: bool = False
+
+    @property
+    def second_order(self) -> bool:
+        return not self.first_order
+
+    def outer_grads(self, lora: LoraLM, params, tasks):
+        return meta_gradient(lora, params, tasks, self.inner_steps, self.inner_lr,
+                             self.first_order)
+
+    def optimizer(self, params, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.Adam(params, lr=lr)
 
 
 def task_meta_gradient(lora: LoraLM, params, support: TaskBatch, query: TaskBatch,
@@ -34,6 +59,8 @@ def meta_gradient(lora: LoraLM, params, tasks: list[tuple[TaskBatch, TaskBatch]]
     """Mean query loss and mean meta-gradient over a meta-batch of (support, query) tasks.
 
     Tasks are processed one at a time, so the graph of only one task is alive at once.
+
+    >>> loss, grads = meta_gradient(lora, params, [(support, query)], 1, 0.1, True)  # doctest: +SKIP
     """
     total_loss, total = 0.0, None
     for support, query in tasks:

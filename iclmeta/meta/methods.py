@@ -11,7 +11,11 @@ initialisation:
 
 The last four load the adapter that ``iclmeta train`` wrote (``--adapter``). With
 ``adapt_steps = 0`` the initialisation itself is evaluated. At 0 shots there is no support, so
-no step is taken.
+no step is taken. Meta-validation during training adapts through the same function
+(``adaptation.adapt_and_predict``).
+
+Labels are scored ``direct`` or ``normalized`` (the scores the task loss is trained on); any
+other ``--scoring`` is refused at ``fit()``, before anything is scored.
 
 >>> method = FineTune("finetune", resources)                          # doctest: +SKIP
 >>> method.predict(episode, shots=4).extra["adapt_steps"]             # doctest: +SKIP
@@ -25,7 +29,26 @@ from iclmeta.data.prediction import Prediction
 
 DEFAULT_ADAPT_STEPS = 3
 DEFAULT_ADAPT_LR = 0.1
-META_LEARNED = ("maml", "fomaml", "reptile", "multitask")
+SCORINGS = ("direct", "normalized")  # the label scores the LoRA task loss is defined on
+# These support every mode of ``lm.modes.SCORINGS``. Named here because meta sits beside
+# prompting and may not import it; tests/test_gradient_methods.py checks them against the
+# harness registry.
+PROMPTING_METHODS = ("zero-shot", "icl", "retrieval", "instruct")
+
+
+def check_scoring(method: str, scoring: str) -> None:
+    """Refuse, in one line, a ``--scoring`` mode a gradient method does not implement.
+
+    >>> check_scoring("maml", "normalized")
+    >>> check_scoring("maml", "calibrated")
+    Traceback (most recent call last):
+    ...
+    iclmeta.errors.UserError: --method maml supports --scoring direct or normalized, not calibrated; calibrated is supported by zero-shot, icl, retrieval, instruct: evaluate maml in a separate run with --scoring normalized
+    """
+    if scoring not in SCORINGS:
+        raise UserError(f"--method {method} supports --scoring {' or '.join(SCORINGS)}, not "
+                        f"{scoring}; {scoring} is supported by {', '.join(PROMPTING_METHODS)}: "
+                        f"evaluate {method} in a separate run with --scoring normalized")
 
 
 class _AdaptedLoRA:
@@ -52,21 +75,14 @@ class _AdaptedLoRA:
                             template=self.res.builder.template.name, prompt="zero-shot")
 
     def predict(self, episode, shots: int) -> Prediction:
-        from iclmeta.meta.lora import adapt, task_batch
-        builder, tok = self.res.builder, self.res.lm.tokenizer
-        normalize = self.res.config.scoring == "normalized"
-        params, losses, steps = self.init, [], self.steps if shots > 0 else 0
-        if steps:
-            support = task_batch(builder, tok, episode.support_set(shots), episode.classes,
-                                 normalize)
-            params = adapt(self.lora, self.init, support, steps, self.lr, losses=losses)
-        queries = task_batch(builder, tok, episode.query, episode.classes, normalize)
-        picked = self.lora.predict(params, queries, self.res.config.batch_size)
-        labels = [episode.classes[i] for i in picked]
-        extra = {"adapt_steps": steps, "adapt_lr": self.lr,
-                 "support_losses": [round(x, 4) for x in losses]}
-        return Prediction(labels, [[] for _ in labels], sum(len(p) for p in queries.prompt_ids),
-                          extra)
+        from iclmeta.meta.adaptation import adapt_and_predict
+        # lm.batch_for resolves --batch-size auto from the query prompts' length.
+        answer = adapt_and_predict(self.lora, self.res.builder, self.init, episode, shots,
+                                   self.steps, self.lr, self.res.config.scoring == "normalized",
+                                   self.res.lm.batch_for)
+        extra = {"adapt_steps": answer.steps, "adapt_lr": self.lr,
+                 "support_losses": [round(x, 4) for x in answer.support_losses]}
+        return Prediction(answer.labels, [[] for _ in answer.labels], answer.prompt_tokens, extra)
 
 
 class FineTune(_AdaptedLoRA):
@@ -75,6 +91,7 @@ class FineTune(_AdaptedLoRA):
     def fit(self) -> None:
         from iclmeta.meta.lora import LoraSpec
         cfg = self.res.config
+        check_scoring(self.name, cfg.scoring)
         spec = LoraSpec(cfg.lora_rank, cfg.lora_alpha, tuple(cfg.lora_targets), cfg.seed)
         self._settle(spec, _pick(cfg.adapt_steps, DEFAULT_ADAPT_STEPS),
                      _pick(cfg.adapt_lr, DEFAULT_ADAPT_LR))
@@ -87,6 +104,7 @@ class MetaLearned(_AdaptedLoRA):
     def fit(self) -> None:
         from iclmeta.meta.checkpoints import load_adapter
         cfg = self.res.config
+        check_scoring(self.name, cfg.scoring)
         path = adapter_path(cfg.adapters, self.name)
         tensors, meta = load_adapter(path)
         if (meta.get("model") or DEFAULT_LM) != (cfg.model or DEFAULT_LM):

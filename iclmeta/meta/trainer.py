@@ -2,8 +2,11 @@
 
 Meta-train tasks are episodes over the meta-train classes (each draws its shot count from
 ``config.shots``); validation adapts on meta-val episodes exactly as evaluation does and
-measures query accuracy. Task ``i`` depends only on ``(seed, i)``, so a resumed run sees the
-same tasks as an uninterrupted one.
+measures query accuracy (both call ``adaptation.adapt_and_predict``). Task ``i`` depends only
+on ``(seed, i)``, so a resumed run sees the same tasks as an uninterrupted one. The loop never
+names an algorithm: ``algorithms.ALGORITHMS`` supplies the outer gradient and its optimizer.
+
+>>> MetaTrainer(MetaTrainConfig(method="fomaml", steps=2), echo=print).run()  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ import torch
 from iclmeta.errors import UserError
 from iclmeta.models import DEFAULT_LM
 from iclmeta.config import MetaTrainConfig
+from iclmeta.meta.adaptation import adapt_and_predict
+from iclmeta.meta.algorithms import build_algorithm
 from iclmeta.meta.checkpoints import FORMAT, TrainLog, load_adapter, save_adapter
 
 
@@ -29,6 +34,7 @@ class MetaTrainer:
         self.echo = echo
         self.out = Path(config.out)
         self.log = TrainLog(self.out / "log.jsonl")
+        self.algorithm = build_algorithm(config.method, config.inner_steps, config.inner_lr)
 
     # -- set-up -------------------------------------------------------------------------
     def setup(self) -> None:
@@ -40,17 +46,16 @@ class MetaTrainer:
 
         c = self.cfg
         ds = load_dataset(c.dataset, c.text_field, c.label_field, c.split_field, c.hf_config)
-        pool = max(c.shots)
-        train = plan_episodes(ds, c.ways, c.shots, c.queries, "meta-train", "disjoint", pool,
-                              c.split_seed)
-        val = plan_episodes(ds, c.ways, c.shots, c.val_queries, "meta-val", "disjoint", pool,
-                            c.split_seed)
+        train = plan_episodes(ds, c.ways, c.shots, c.queries, "meta-train", "disjoint",
+                              split_seed=c.split_seed)
+        val = plan_episodes(ds, c.ways, c.shots, c.val_queries, "meta-val", "disjoint",
+                            split_seed=c.split_seed)
         self.tasks = sample_episodes(ds, train, c.steps * c.meta_batch, c.seed)
         self.val = sample_episodes(ds, val, c.val_episodes, c.seed + 1)
         self.template = template_for(c.template, ds.name)
         self.builder = PromptBuilder(load_template(self.template), ds.label_names)
         model, self.tokenizer = load_causal_lm(c.model, c.device, c.dtype, c.cache_dir)
-        if c.method == "maml":  # double backward needs eager attention (SDPA on CPU has none)
+        if self.algorithm.second_order:  # a double backward needs eager attention (SDPA has none)
             model.set_attn_implementation("eager")
         self.lora = attach_lora(model, self.tokenizer,
                                 LoraSpec(c.lora_rank, c.lora_alpha, tuple(c.lora_targets), c.seed))
@@ -74,22 +79,8 @@ class MetaTrainer:
 
     # -- one meta-step ------------------------------------------------------------------
     def update(self, params, opt, tasks):
-        """Loss of the step and the new params (after the guard; nothing changed if it trips)."""
-        from iclmeta.meta.lora import join_batches
-        c = self.cfg
-        if c.method == "reptile":
-            from iclmeta.meta.reptile import reptile_update
-            new, loss = reptile_update(self.lora, params, [join_batches(s, q) for s, q in tasks],
-                                       c.inner_steps, c.inner_lr, c.resolved_meta_lr())
-            self._guard(loss, list(new.values()))
-            return loss, new
-        if c.method == "multitask":
-            loss_t = sum(self.lora.loss(params, join_batches(s, q)) for s, q in tasks) / len(tasks)
-            loss, grads = float(loss_t.detach()), torch.autograd.grad(loss_t, list(params.values()))
-        else:
-            from iclmeta.meta.maml import meta_gradient
-            loss, grads = meta_gradient(self.lora, params, tasks, c.inner_steps, c.inner_lr,
-                                        first_order=c.method == "fomaml")
+        """Loss of the step and the params after it (unchanged if the finite-check trips)."""
+        loss, grads = self.algorithm.outer_grads(self.lora, params, tasks)
         self._guard(loss, grads)
         for p, g in zip(params.values(), grads):
             p.grad = g.detach()
@@ -105,16 +96,13 @@ class MetaTrainer:
 
     # -- validation ---------------------------------------------------------------------
     def validate(self, params) -> float:
-        """Mean query accuracy on meta-val episodes after test-time adaptation."""
-        from iclmeta.meta.lora import adapt
-        shots, correct, total = max(self.cfg.shots), 0, 0
+        """Mean query accuracy on meta-val episodes, adapted exactly as evaluation adapts."""
+        c, correct, total = self.cfg, 0, 0
         for ep in self.val:
-            fast = adapt(self.lora, params, self._batch(ep.support_set(shots), ep.classes),
-                         self.cfg.inner_steps, self.cfg.inner_lr)
-            query = self._batch(ep.query, ep.classes)
-            picked = self.lora.predict(fast, query)
-            correct += sum(int(p == t) for p, t in zip(picked, query.targets.tolist()))
-            total += len(picked)
+            answer = adapt_and_predict(self.lora, self.builder, params, ep, max(c.shots),
+                                       c.inner_steps, c.inner_lr, c.scoring == "normalized")
+            correct += sum(p == q.label for p, q in zip(answer.labels, ep.query))
+            total += len(answer.labels)
         return correct / total
 
     # -- checkpoints --------------------------------------------------------------------
@@ -130,7 +118,7 @@ class MetaTrainer:
     def _save(self, kind, step, params, opt, val_acc, best_acc) -> None:
         meta = {**self._meta(step, val_acc), "best_meta_val_accuracy": best_acc}
         extra = {}
-        if kind == "last" and opt is not None:
+        if kind == "last":
             extra, meta["optimizer"] = _flatten_optimizer(opt)
         save_adapter(self.out, kind, step, self.lora.portable(params), meta, extra)
 
@@ -153,11 +141,9 @@ class MetaTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         c = self.cfg
         start, params, best, opt_state = self._resume()
-        opt = None
-        if c.method != "reptile":
-            opt = torch.optim.Adam(list(params.values()), lr=c.resolved_meta_lr())
-            if opt_state and opt_state[1]:
-                _load_optimizer(opt, *opt_state)
+        opt = self.algorithm.optimizer(list(params.values()), c.resolved_meta_lr())
+        if opt_state and opt_state[1]:
+            _load_optimizer(opt, *opt_state)
         if start == 0:
             best = self._validate_and_save(0, params, opt, None)
         bar = tqdm(range(start, c.steps), desc=f"train {c.method}", initial=start,
@@ -186,7 +172,7 @@ class MetaTrainer:
 
 
 def _flatten_optimizer(opt) -> tuple[dict, dict]:
-    """Adam state as flat tensors (for safetensors) plus JSON-able hyper-parameters."""
+    """Optimizer state as flat tensors (for safetensors) plus JSON-able hyper-parameters."""
     state = opt.state_dict()
     tensors = {f"optimizer.{i}.{key}": value.detach().clone().contiguous().reshape(value.shape)
                for i, slot in state["state"].items() for key, value in slot.items()}
