@@ -27,8 +27,9 @@ export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1
 mkdir -p "$OUT"
 TRAIN=(--dataset "$DATA" --steps "$STEPS" --ways 5 --shots 1,4 --queries 2 --meta-batch 2
        --inner-steps 2 --inner-lr 0.3 --eval-every 5 --val-episodes 2 --no-progress)
-EVAL=(--dataset "$DATA" --ways 5 --shots 1,4 --episodes "$EPISODES" --queries 4 --seed 0
-      --adapt-steps 2 --adapt-lr 0.3 --no-progress)
+BASE=(--dataset "$DATA" --ways 5 --shots 1,4 --episodes "$EPISODES" --queries 4 --seed 0
+      --no-progress)
+EVAL=("${BASE[@]}" --adapt-steps 2 --adapt-lr 0.3)  # the gradient methods' test-time steps
 
 meta_method() {  # train, evaluate adapted, evaluate the initialisation itself
   local m=$1 lr=1e-3
@@ -37,14 +38,14 @@ meta_method() {  # train, evaluate adapted, evaluate the initialisation itself
     > "$OUT/train_$m.log" 2>&1
   iclmeta eval --method "$m" "${EVAL[@]}" --adapter "$OUT/adapters/$m" --out "$OUT/eval_$m" \
     > "$OUT/eval_$m.log" 2>&1
-  iclmeta eval --method "$m" "${EVAL[@]}" --adapt-steps 0 --adapter "$OUT/adapters/$m" \
+  iclmeta eval --method "$m" "${BASE[@]}" --adapt-steps 0 --adapter "$OUT/adapters/$m" \
     --out "$OUT/init_$m" > "$OUT/init_$m.log" 2>&1
 }
 
 iclmeta eval --method finetune "${EVAL[@]}" --out "$OUT/eval_finetune" \
   > "$OUT/eval_finetune.log" 2>&1 &
 if [ "${PROMPTING:-0}" = 1 ]; then
-  iclmeta eval --method zero-shot --method icl --method retrieval "${EVAL[@]}" \
+  iclmeta eval --method zero-shot --method icl --method retrieval "${BASE[@]}" \
     --out "$OUT/eval_prompting" > "$OUT/eval_prompting.log" 2>&1 &
 fi
 for m in maml fomaml reptile multitask; do meta_method "$m" & done

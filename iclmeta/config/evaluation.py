@@ -1,0 +1,147 @@
+"""``EvalConfig``: everything that decides an evaluation's rows, saved in ``config.yaml``.
+
+Each field's metadata holds its command-line help and the methods that use it
+(``iclmeta.cli`` generates ``iclmeta eval``'s flags from them).
+
+>>> cfg = EvalConfig(methods=["icl"], shots=[0, 1])
+>>> EvalConfig.from_dict(cfg.to_dict()) == cfg
+True
+>>> EvalConfig.from_recorded({"config": cfg.to_dict(), "provenance": {}}, out="runs/b").shots
+[0, 1]
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Literal
+
+from iclmeta.config.fields import (GRADIENT, LM_METHODS, METRIC, PROMPTING, Device, Distance,
+                                   DType, check_choices, opt, shared)
+from iclmeta.errors import UserError
+
+Scoring = Literal["direct", "normalized", "calibrated", "channel", "generate"]
+DemoSource = Literal["random", "retrieval"]
+ChatFormat = Literal["turns", "packed"]
+ClassSplitChoice = Literal["auto", "disjoint", "all"]
+Order = Literal["nearest-last", "nearest-first"]
+RETRIEVING = ("retrieval", "instruct")  # instruct with --demos retrieval
+META_LEARNED = ("multitask", "maml", "fomaml", "reptile")
+
+
+@dataclass
+class EvalConfig:
+    """Everything that decides an evaluation's rows. Strings are parsed once, at the CLI."""
+
+    methods: list[str] = opt(["retrieval"], "repeatable; one of: {methods}", flag="--method",
+                             repeat=True, metavar="METHOD")
+    dataset: str = shared("dataset", "snips", group="data")
+    text_field: str | None = shared("text_field", group="data")
+    label_field: str | None = shared("label_field", group="data")
+    split_field: str | None = shared("split_field", group="data")
+    hf_config: str | None = shared("hf_config", group="data")
+    # model and embedder are recorded in every row, so every method counts as using them.
+    model: str | None = shared("model", group="models")
+    embedder: str | None = shared("embedder", group="models")
+    template: str | None = shared("template", group="prompting", used_by=LM_METHODS)
+    ways: int | None = opt(None, "classes per episode", group="episodes",
+                           default_text="5, or every class when evaluating over all classes")
+    shots: list[int] = opt([0, 1, 4], "comma-separated shot counts", group="episodes")
+    # Defaults sized so the bare `iclmeta eval` takes about a minute on 2 CPU cores.
+    queries: int | None = opt(2, "query examples per class, or 'all'; the defaults keep a first "
+                              "run near a minute on 2 CPU cores, raise them for tighter CIs",
+                              group="episodes", none="all")
+    episodes: int = opt(5, "episodes", group="episodes")
+    seed: int = opt(0, "episode seed", group="episodes")
+    split: str = opt("meta-test", "meta-train, meta-val or meta-test classes", group="episodes")
+    split_seed: int = shared("split_seed", 0, group="episodes")
+    class_split: ClassSplitChoice = opt(
+        "auto", "disjoint: class-disjoint meta-splits; all: every class, support from the train "
+        "split and queries from the test split when the dataset has them; auto: 'all' below 20 "
+        "classes", group="episodes")
+    scoring: Scoring = opt(
+        "normalized", "label score: summed (direct) or per-token (normalized) log-likelihood, "
+        "contextual calibration, channel p(text | label), or generation parsed onto the labels "
+        "(see iclmeta.lm.modes)", group="prompting", used_by=LM_METHODS)
+    demos: DemoSource = opt("random", "instruct: which demonstrations", group="prompting",
+                            used_by=("instruct",))
+    chat_format: ChatFormat = opt("turns", "instruct: demonstrations as user/assistant turns or "
+                                  "packed into one user turn", group="prompting",
+                                  used_by=("instruct",))
+    log_prompts: bool = opt(False, "store each query's prompt text in its result row "
+                            "('prompts')", used_by=PROMPTING)
+    k: int | None = opt(None, "demonstrations per prompt", group="prompting",
+                        used_by=("icl", "retrieval", "instruct"), default_text="ways x shots")
+    balance: bool = opt(False, "retrieval: same count per label", group="prompting",
+                        used_by=RETRIEVING)
+    mmr: float | None = opt(None, "retrieval: MMR lambda in [0, 1] for diversity (1 is pure "
+                            "similarity)", group="prompting", used_by=RETRIEVING)
+    order: Order = opt("nearest-last", "retrieval: where the nearest demonstration goes",
+                       group="prompting", used_by=RETRIEVING)
+    device: Device = shared("device", "auto", group="models", used_by=LM_METHODS)
+    dtype: DType = shared("dtype", "auto", group="models", used_by=LM_METHODS)
+    batch_size: int | Literal["auto"] = opt(8, "prompts per forward, or 'auto' to fill a CUDA "
+                                            "device", group="models", used_by=LM_METHODS)
+    cache_dir: str | None = shared("cache_dir", group="models")
+    trust_remote_code: bool = opt(False, "allow a hub model's own code to run (off by default)",
+                                  group="models", used_by=LM_METHODS)
+    out: str = opt("runs/latest", "run folder")
+    distance: Distance | None = opt(None, "similarity of embeddings", group="metric",
+                                    used_by=METRIC, default_text="the checkpoint's, else cosine")
+    checkpoints: list[str] = opt(
+        [], "repeatable; a folder written by 'iclmeta train'; each method uses the one trained "
+        "for it (relation requires one)", group="metric", used_by=METRIC, flag="--checkpoint",
+        repeat=True, metavar="DIR")
+    adapters: list[str] = opt(
+        [], "repeatable; a LoRA folder written by 'iclmeta train'; each method uses the one "
+        "trained for it", group="gradient", used_by=META_LEARNED, flag="--adapter", repeat=True,
+        metavar="DIR")
+    adapt_steps: int | None = opt(None, "SGD steps on each episode's support set; 0 evaluates "
+                                  "the initialisation itself", group="gradient", used_by=GRADIENT,
+                                  default_text="the adapter's inner steps; finetune: 3")
+    adapt_lr: float | None = opt(None, "SGD learning rate of those steps", group="gradient",
+                                 used_by=GRADIENT,
+                                 default_text="the adapter's inner lr; finetune: 0.1")
+    # finetune's fresh LoRA; meta-learned adapters carry their own layout.
+    lora_rank: int = shared("lora_rank", 8, group="gradient", used_by=("finetune",))
+    lora_alpha: float = shared("lora_alpha", 16.0, group="gradient", used_by=("finetune",))
+    lora_targets: list[str] = shared("lora_targets", ["q_proj", "v_proj"], group="gradient",
+                                     used_by=("finetune",))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EvalConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise UserError(f"unknown config key(s) {sorted(unknown)}; allowed: "
+                            f"{', '.join(sorted(known))}")
+        cfg = cls(**data)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_recorded(cls, recorded: dict, **overrides) -> "EvalConfig":
+        """Rerun a recorded run: the ``config`` part of its ``config.yaml`` (provenance and the
+        episode rule beside it are ignored; a plain mapping of fields works too), with
+        ``overrides`` on top. The recorded ``out`` is dropped: a rerun writes a new folder."""
+        data = recorded.get("config", recorded) if isinstance(recorded, dict) else None
+        if not isinstance(data, dict):
+            raise UserError("a config file holds a mapping of settings (or a 'config' section "
+                            "of one, as a run's config.yaml does)")
+        kept = {k: v for k, v in data.items() if k != "out"}
+        return cls.from_dict({**kept, **overrides})
+
+    def validate(self) -> None:
+        check_choices(self)
+        if self.batch_size != "auto" and (not isinstance(self.batch_size, int)
+                                          or self.batch_size < 1):
+            raise UserError(f"--batch-size {self.batch_size!r} must be a positive integer or 'auto'")
+        if self.episodes < 1:
+            raise UserError("--episodes must be at least 1")
+        if self.queries is not None and self.queries < 1:
+            raise UserError("--queries must be at least 1 (or 'all')")
+        if (self.adapt_steps or 0) < 0 or (self.adapt_lr or 0) < 0 or self.lora_rank < 1:
+            raise UserError("--adapt-steps and --adapt-lr must be non-negative, --lora-rank >= 1")
+        if self.mmr is not None and not 0.0 <= self.mmr <= 1.0:
+            raise UserError(f"--mmr {self.mmr} is outside [0, 1]; 1 is pure similarity")
