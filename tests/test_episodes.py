@@ -1,5 +1,10 @@
+import zlib
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 
+from iclmeta.config import EvalConfig
 from iclmeta.data.example import Example, LabelledDataset
 from iclmeta.data.sources import load_dataset
 from iclmeta.data.episodes import meta_splits, plan_episodes, sample_episodes
@@ -55,7 +60,7 @@ def test_impossible_requests_name_the_problem():
     ds = toy(per_class=6)
     with pytest.raises(UserError, match="--ways 7 is impossible"):
         plan_episodes(ds, 7, [1], 3)
-    with pytest.raises(UserError, match=r"class 'c\d+' has 6 examples"):
+    with pytest.raises(UserError, match=r"class 'c\d+' has 6 examples, fewer than 4 shots \+ 3"):
         plan_episodes(ds, 5, [4], 3)
     with pytest.raises(UserError, match="unknown split"):
         plan_episodes(ds, 5, [1], 3, split="meta-dev")
@@ -68,7 +73,7 @@ def test_few_class_dataset_uses_all_classes_and_own_splits():
     assert (plan.support_from, plan.query_from) == ("train", "test")
     ep = sample_episodes(ds, plan, 1, seed=0)[0]
     assert len(ep.query) == 500 and all(q.split == "test" for q in ep.query)
-    assert all(e.split == "train" for e in ep.pool())
+    assert all(e.split == "train" for e in ep.support_set(8))
     assert "support from the 'train' split" in plan.describe()
     # the rule is overridable: force a disjoint split on a small set
     forced = plan_episodes(toy(n_classes=10), 2, [1], 2, class_split="disjoint")
@@ -81,4 +86,68 @@ def test_all_classes_without_dataset_splits():
     assert plan.class_split == "all" and plan.support_from is None
     ep = sample_episodes(ds, plan, 1, seed=0)[0]
     assert len(ep.classes) == 3 and len(ep.query) == 15
-    assert not {e.id for e in ep.pool()} & {q.id for q in ep.query}
+    assert not {e.id for e in ep.support_set(4)} & {q.id for q in ep.query}
+
+
+def test_queries_are_drawn_first_and_ignore_the_shot_list():
+    ds = toy()
+    small = sample_episodes(ds, plan_episodes(ds, 5, [0, 1, 4], 3), 6, seed=2)
+    large = sample_episodes(ds, plan_episodes(ds, 5, [0, 1, 8], 3), 6, seed=2)
+    for a, b in zip(small, large):
+        assert a.classes == b.classes
+        assert [q.id for q in a.query] == [q.id for q in b.query]
+        assert a.query_hash == b.query_hash
+        # the budget K is the same K examples whatever else was asked for
+        assert a.support_set(1) == b.support_set(1) and a.support_set(4) == b.support_set(4)
+    with_splits = toy(per_class=24, splits=True)
+    plans = [plan_episodes(with_splits, 5, s, 3, class_split="all") for s in ([1], [1, 8])]
+    a, b = (sample_episodes(with_splits, p, 3, seed=0) for p in plans)
+    assert [[q.id for q in e.query] for e in a] == [[q.id for q in e.query] for e in b]
+    assert [e.support_set(1) for e in a] == [e.support_set(1) for e in b]
+
+
+def test_support_holds_exactly_the_budget():
+    ds = toy()
+    ep = sample_episodes(ds, plan_episodes(ds, 5, [1, 4], 3), 1, seed=0)[0]
+    assert all(len(v) == 4 for v in ep.support.values())
+    with pytest.raises(ValueError, match="holds 4 per class"):
+        ep.support_set(5)
+    assert not hasattr(ep, "pool")
+    with pytest.raises(TypeError):
+        plan_episodes(ds, 5, [1, 4], 3, pool=8)  # the pool concept is gone
+
+
+def test_query_all_without_own_splits_is_refused():
+    # with support and queries from the same examples, "all the rest" would depend on --shots
+    with pytest.raises(UserError, match="--queries all"):
+        plan_episodes(toy(), 5, [1, 4], None)
+
+
+def _sources_demo_ids(ds, shots, source):
+    """Demo ids the source picks for every query of 3 episodes at 1 shot, k = all K x N."""
+    plan = plan_episodes(ds, 5, shots, 3)
+    out = []
+    for ep in sample_episodes(ds, plan, 3, seed=5):
+        source.prepare(ep, 1)
+        n = len(ep.classes)
+        out.append([[d.id for d in source.demos(ep, 1, q, n)] for q in ep.query])
+        assert all(set(ids) <= {e.id for e in ep.support_set(1)} for ids in out[-1])
+    return out
+
+
+@pytest.mark.parametrize("name", ["icl", "retrieval"])
+def test_demos_at_one_shot_ignore_the_other_shot_counts(name):
+    from iclmeta.prompting.methods import RandomSource, RetrievalSource
+
+    class HashEmbedder:  # a deterministic stand-in for the sentence encoder
+        def encode(self, texts):
+            vecs = [np.random.default_rng(zlib.crc32(t.encode())).normal(size=8) for t in texts]
+            return np.stack(vecs).astype(np.float32)
+
+    ds = toy()
+    res = SimpleNamespace(config=EvalConfig(methods=[name]), embedder=HashEmbedder())
+
+    def source():
+        return RandomSource() if name == "icl" else RetrievalSource(res)
+
+    assert _sources_demo_ids(ds, [1, 4], source()) == _sources_demo_ids(ds, [1, 8], source())

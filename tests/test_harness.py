@@ -4,6 +4,7 @@ import json
 import pytest
 
 from iclmeta.cli.main import main
+from iclmeta.data.episodes import query_hash
 
 WORDS = ["flight", "book", "cancel", "weather", "today", "tomorrow", "music", "play", "song",
          "alarm", "set", "timer"]
@@ -12,7 +13,8 @@ WORDS = ["flight", "book", "cancel", "weather", "today", "tomorrow", "music", "p
 @pytest.fixture
 def tiny_data(tmp_path):
     """24 classes x 8 examples, so the class-disjoint split has 5 meta-test classes."""
-    rows = [{"text": f"{WORDS[c % 12]} {WORDS[(c + i) % 12]} the {WORDS[i % 12]}",
+    # the last word tells class c from class c + 12: exact duplicate texts are dropped at load
+    rows = [{"text": f"{WORDS[c % 12]} {WORDS[(c + i) % 12]} the {WORDS[i % 12]} {WORDS[c // 12]}",
              "label": f"intent_{c:02d}"} for c in range(24) for i in range(8)]
     path = tmp_path / "tiny.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -45,7 +47,14 @@ def test_eval_end_to_end_and_same_seed_same_rows(run_args, tmp_path, capsys):
         ("retrieval", 1), ("retrieval", 2)}
     r = next(r for r in rows if r["method"] == "retrieval" and r["shots"] == 2)
     assert r["n_queries"] == 6 and len(r["demo_ids"]) == 6 and r["n_demos"] == 6
-    assert r["pool"] == 2 and r["prompt_tokens"] > 0 and 0 <= r["accuracy"] <= 1
+    assert r["prompt_tokens"] > 0 and 0 <= r["accuracy"] <= 1
+    # the labelled budget, the demonstrations shown, and what defines the episode
+    assert "pool" not in r and (r["shots"], r["k"], r["support_size"], r["split_seed"]) == (
+        2, 6, 6, 0)
+    assert r["query_hash"] == query_hash(r["query_ids"])
+    for ep in range(3):
+        assert len({x["query_hash"] for x in rows if x["episode"] == ep}) == 1
+    assert {(x["shots"], x["support_size"]) for x in rows} == {(0, 0), (1, 3), (2, 6)}
     icl = next(r for r in rows if r["method"] == "icl" and r["shots"] == 1)
     assert len({tuple(d) for d in icl["demo_ids"]}) == 1  # one demo set shared by all queries
     assert (out_a / "summary.csv").is_file() and (out_a / "config.yaml").is_file()
@@ -82,7 +91,7 @@ def test_resume_with_other_settings_is_refused(run_args, tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--method", "nope"], "unknown method 'nope'"),
     (["--ways", "9"], "--ways 9 is impossible"),
-    (["--shots", "8"], "has 8 examples, fewer than pool 8"),
+    (["--shots", "8"], "has 8 examples, fewer than 8 shots + 2 queries"),
     (["--shots", "1,x"], "not a comma-separated list"),
     (["--text-field", "body"], "no text field 'body'"),
 ])

@@ -34,7 +34,7 @@ def _episode(pool=3):
 
 def _resources(lm, **options):
     from iclmeta.harness.resources import Resources
-    ds = LabelledDataset("tiny", [ex for ex in _episode(4).pool()], dict(NAMES))
+    ds = LabelledDataset("tiny", _episode(4).support_set(4), dict(NAMES))
     res = Resources(EvalConfig(**options), ds)
     res.lm = lm  # the cached properties take the tiny model and template instead of loading
     res.builder = PromptBuilder(TINY, NAMES)
@@ -107,7 +107,7 @@ def test_a_query_that_cannot_fit_alone_is_a_one_line_error(tiny_lm):
     query = Example(" ".join(["where is the city"] * 80), "LOC", "huge")
     with pytest.raises(UserError, match="query huge does not fit") as err:
         build_prompt(Renderer(PromptBuilder(TINY, NAMES), tiny_lm), tiny_lm, "direct",
-                     _episode(1).pool(), query, list(LABELS))
+                     _episode(1).support_set(1), query, list(LABELS))
     assert "\n" not in str(err.value)
 
 

@@ -1,11 +1,14 @@
+import math
+
 from iclmeta.report.stats import format_table, mean_ci, summarize, write_summary
 
 
 def test_mean_ci_matches_t_interval():
     mean, ci = mean_ci([0.5, 0.7, 0.9])
     assert abs(mean - 0.7) < 1e-12
-    assert abs(ci - 4.303 * 0.2 / 3 ** 0.5) < 1e-9
-    assert mean_ci([0.4]) == (0.4, 0.0)
+    assert abs(ci - 4.302653 * 0.2 / 3 ** 0.5) < 1e-6  # exact t(0.975, 2), not a rounded table
+    mean, ci = mean_ci([0.4])
+    assert mean == 0.4 and math.isnan(ci)  # one episode: no interval, not a zero-width one
 
 
 def test_summary_table_and_csv(tmp_path):
@@ -16,7 +19,8 @@ def test_summary_table_and_csv(tmp_path):
     assert [(s["label"], s["shots"], s["n_episodes"]) for s in summary] == [
         ("icl", 1, 2), ("icl", 4, 2), ("zero-shot", 0, 1)]
     table = format_table(summary)
-    assert "60.0 ±" in table and "85.0 ±" in table and "30.0 ± 0.0" in table
+    assert "60.0 ±" in table and "85.0 ±" in table and "30.0 ± n/a" in table
     assert table.splitlines()[0].split() == ["method", "0-shot", "1-shot", "4-shot"]
+    assert table.splitlines()[-1].startswith("Warning: fewer than 10 episodes")
     write_summary(summary, tmp_path / "s.csv")
     assert (tmp_path / "s.csv").read_text().startswith("label,shots,mean,ci95")

@@ -1,4 +1,4 @@
-"""Shot-count reports: loading runs, curves, paired bootstrap, the CLI and the notebook."""
+"""Shot-count reports: loading runs, curves, honest pairing, the CLI and the notebook."""
 import json
 import os
 import random
@@ -11,8 +11,9 @@ import pytest
 
 from iclmeta.cli.main import main
 from iclmeta.errors import UserError
-from iclmeta.report.stats import (adapt_curve, load_runs, paired_bootstrap, paired_differences,
-                            shot_curve, summarize)
+from iclmeta.report.writer import write_report
+from iclmeta.data.episodes import query_hash
+from iclmeta.report.stats import adapt_curve, load_runs, paired_differences, shot_curve, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = (0, 1, 4)
@@ -21,8 +22,10 @@ BASE = {"icl": {0: 0.35, 1: 0.5, 4: 0.65}, "retrieval": {0: 0.35, 1: 0.6, 4: 0.7
 
 
 def row(method, shots, episode, accuracy, label=None, model="smollm2", options=None, **extra):
-    return {"dataset": "trec", "split": "meta-test", "class_split": "all", "ways": 5,
-            "shots": shots, "pool": 4, "episode": episode, "seed": 0, "method": method,
+    return {"dataset": "trec", "split": "meta-test", "class_split": "all", "split_seed": 0,
+            "ways": 5, "shots": shots, "k": 5 * shots, "support_size": 5 * shots,
+            "episode": episode, "seed": 0, "query_hash": query_hash([f"q{episode}"]),
+            "method": method,
             "label": label or method, "accuracy": accuracy, "n_queries": 25,
             "n_correct": round(25 * accuracy), "model": model, "embedder": "minilm",
             "options": options or {}, "seconds": 0.1, "prompt_tokens": 100, **extra}
@@ -96,15 +99,8 @@ def test_paired_differences_exact_cases(run):
     assert ("zero-shot", 1) not in diffs.index and ("zero-shot", 0) in diffs.index
 
 
-def test_paired_bootstrap_is_seeded_and_covers_the_mean():
-    d = [0.2, -0.1, 0.05, 0.3, 0.0, 0.1, -0.05, 0.15]
-    low, high = paired_bootstrap(d, n_boot=10_000, seed=3)
-    assert (low, high) == paired_bootstrap(d, n_boot=10_000, seed=3)
-    assert low < sum(d) / len(d) < high and high - low < 0.25
-
-
 def test_all_pairs_put_the_better_label_first(run):
-    diffs = paired_differences(load_runs(run), n_boot=200)
+    diffs = paired_differences(load_runs(run))
     pair = diffs[(diffs["a"] == "icl+0.1") & (diffs["b"] == "icl")]
     assert len(pair) == 3 and (pair["diff"] > 0).all()
     assert diffs[(diffs["a"] == "icl") & (diffs["b"] == "icl+0.1")].empty
@@ -123,18 +119,75 @@ def test_runs_differing_only_in_adapt_steps_share_a_label(tmp_path):
 
 def test_merge_disambiguates_different_setups(tmp_path):
     a = write_run(tmp_path / "small", make_rows(episodes=3))
-    b = write_run(tmp_path / "big", make_rows(episodes=3, models="other-lm"))
+    # another seed: new episodes of the same set-up, so "retrieval" stays one label
+    b = write_run(tmp_path / "big", [{**r, "seed": 1}
+                                     for r in make_rows(episodes=3, models="other-lm")])
     labels = set(load_runs([a, b])["label"])
     assert {"icl [small]", "icl [big]", "zero-shot [small]", "zero-shot [big]"} <= labels
     assert "retrieval" in labels and "icl" not in labels
-    # the same run twice adds no rows: identical cells are kept once
-    assert len(load_runs([a, a / "results.jsonl"])) == len(load_runs(a))
+    # the same run twice is refused, never silently de-duplicated
+    with pytest.raises(UserError, match="given twice"):
+        load_runs([a, a / "results.jsonl"])
+
+
+def test_duplicate_rows_are_an_error_naming_the_runs(tmp_path):
+    rows = make_rows(episodes=3)
+    a, b = write_run(tmp_path / "first", rows), write_run(tmp_path / "second", rows)
+    with pytest.raises(UserError, match="first and second") as err:
+        load_runs([a, b])
+    assert "\n" not in str(err.value) and "episode" in str(err.value)
+    twice = write_run(tmp_path / "twice", rows + rows[:1])
+    with pytest.raises(UserError, match="twice"):
+        load_runs(twice)
+    # the same set-up with another seed is new episodes, not a duplicate
+    other = write_run(tmp_path / "seed1", [{**r, "seed": 1} for r in rows])
+    assert len(load_runs([a, other])) == 2 * len(rows)
+
+
+def test_pairing_key_is_the_whole_episode(tmp_path):
+    icl = [row("icl", 1, ep, 0.5) for ep in range(4)]
+    knn = [row("knn", 1, ep, 0.6) for ep in range(4)]
+    # another class split: same episode numbers, different episodes -> nothing to pair
+    other = write_run(tmp_path / "split1", [{**r, "split_seed": 1} for r in knn])
+    diffs = paired_differences(load_runs([write_run(tmp_path / "icl", icl), other]))
+    assert diffs.empty
+    same = paired_differences(load_runs([tmp_path / "icl", write_run(tmp_path / "knn", knn)]))
+    assert list(same["n_pairs"]) == [4]
+
+
+def test_rows_with_different_queries_are_not_paired(tmp_path, capsys):
+    icl = write_run(tmp_path / "icl", [row("icl", 1, ep, 0.5) for ep in range(4)])
+    moved = write_run(tmp_path / "moved", [row("knn", 1, ep, 0.6, query_hash="0123456789ab")
+                                            for ep in range(4)])
+    with pytest.raises(UserError, match="different queries") as err:
+        paired_differences(load_runs([icl, moved]))
+    assert "\n" not in str(err.value) and "icl" in str(err.value) and "moved" in str(err.value)
+    assert main(["report", str(icl), str(moved), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "different queries" in err
+
+
+def test_old_runs_without_query_hash(tmp_path):
+    old = [{k: v for k, v in row(m, 1, ep, 0.5 + 0.1 * (m == "knn")).items()
+            if k not in ("query_hash", "split_seed")} for m in ("icl", "knn") for ep in range(3)]
+    # rows that record their query ids get the hash computed and pair as before
+    with_ids = write_run(tmp_path / "ids",
+                         [{**r, "query_ids": [f"q{r['episode']}"]} for r in old])
+    diffs = paired_differences(load_runs(with_ids))
+    assert list(diffs["n_pairs"]) == [3] and diffs["diff"].iloc[0] == pytest.approx(0.1)
+    # rows that record no queries at all are reported unpaired, with a note, not dropped
+    bare = write_run(tmp_path / "bare", old)
+    df = load_runs(bare)
+    assert len(df) == 6 and len(shot_curve(df)) == 2
+    diffs = paired_differences(df)
+    assert diffs.empty and diffs.attrs["unpaired"] == ["icl", "knn"]
+    written = write_report(bare, out=tmp_path / "rep")
+    assert "Not paired" in written.text and "icl, knn" in written.text
 
 
 def test_cli_report_writes_tables_and_figures(run, tmp_path, capsys):
     out = tmp_path / "report"
-    assert main(["report", str(run), "--out", str(out), "--baseline", "icl",
-                 "--bootstrap", "500"]) == 0
+    assert main(["report", str(run), "--out", str(out), "--baseline", "icl"]) == 0
     printed = capsys.readouterr().out
     assert "| retrieval |" in printed and "icl+0.1 − icl" in printed
     for name in ("report.md", "shot_curve.csv", "paired_differences.csv", "adapt_curve.csv",
@@ -149,7 +202,7 @@ def test_cli_report_writes_tables_and_figures(run, tmp_path, capsys):
 def test_cli_report_default_out_and_no_adapt_figure(tmp_path):
     plain = write_run(tmp_path / "plain", [row(m, s, e, 0.5 + 0.01 * e) for m in ("icl", "knn")
                                            for s in SHOTS for e in range(4)])
-    assert main(["report", str(plain), "--bootstrap", "100"]) == 0
+    assert main(["report", str(plain)]) == 0
     assert (plain / "report" / "shot_curve.png").exists()
     assert not (plain / "report" / "adapt_curve.png").exists()
 

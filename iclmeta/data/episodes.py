@@ -1,8 +1,11 @@
-"""Class-disjoint meta-splits and seeded, nested N-way K-shot episodes.
+"""Class-disjoint meta-splits and seeded N-way K-shot episodes with one labelled budget.
 
-Every method and every shot count sees the same episodes: the support pool of each class is
-drawn once (``pool`` examples per class) and the K-shot support is its first K examples, so
-the 1-shot support is inside the 4-shot support; the queries are shared by all shot counts.
+Episode ``i`` draws its classes and queries first, from their own stream seeded by
+``(seed, i)``; then each class gets one seeded permutation of its remaining examples and the
+K-shot support is the first K of it. So the queries are the same for any shot list or method
+set, the 1-shot support is inside the 4-shot one, and ``support_set(K)`` never depends on which
+other shot counts were asked for: at ``shots = K`` every method has exactly K labelled
+examples per class and nothing more.
 
 >>> from iclmeta.data.sources import load_dataset
 >>> ds = load_dataset("snips")
@@ -13,6 +16,7 @@ the 1-shot support is inside the 4-shot support; the queries are shared by all s
 """
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, asdict
 from typing import Literal
@@ -29,11 +33,27 @@ MIN_CLASSES_FOR_DISJOINT = 20
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 TRAIN_SPLITS = ("train",)
 QUERY_SPLITS = ("test", "validation", "val", "dev")
+ALL_QUERIES_NEED_SPLITS = ("--queries all needs a dataset with its own train and test splits "
+                           "(here support and queries come from the same examples, so 'the "
+                           "rest' would change with --shots); give a number, e.g. --queries 5")
+
+
+def query_hash(ids) -> str:
+    """A short fingerprint of a query set (order-free): rows with equal hashes saw the same queries.
+
+    >>> query_hash(["b", "a"]) == query_hash(["a", "b"]), len(query_hash(["a"]))
+    (True, 12)
+    """
+    return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
 class Episode:
-    """N classes, a nested support pool per class, and the shared queries."""
+    """N classes, each class's support (nested: ``support_set(K)`` is its first K), the queries.
+
+    ``support[c]`` holds the largest budget the plan asked for; a method at K sees only
+    ``support_set(K)``.
+    """
 
     id: int
     classes: tuple[str, ...]
@@ -42,17 +62,18 @@ class Episode:
     seed: int
 
     def support_set(self, shots: int) -> list[Example]:
-        """The first ``shots`` pool examples of every class, interleaved class by class."""
-        if shots > self.pool_size:
-            raise ValueError(f"episode pool holds {self.pool_size} per class, asked for {shots}")
+        """The first ``shots`` support examples of every class, interleaved class by class."""
+        if shots > self.max_shots:
+            raise ValueError(f"episode support holds {self.max_shots} per class, asked for {shots}")
         return [self.support[c][i] for i in range(shots) for c in self.classes]
 
-    def pool(self) -> list[Example]:
-        return self.support_set(self.pool_size)
+    @property
+    def max_shots(self) -> int:
+        return min((len(v) for v in self.support.values()), default=0)
 
     @property
-    def pool_size(self) -> int:
-        return min(len(v) for v in self.support.values())
+    def query_hash(self) -> str:
+        return query_hash(q.id for q in self.query)
 
 
 @dataclass(frozen=True)
@@ -62,11 +83,12 @@ class EpisodePlan:
     class_split: Literal["disjoint", "all"]
     split: str
     ways: int
-    pool: int
-    queries: int | None  # None: every available query example of the episode's classes
-    support_from: str | None  # the dataset's own split the support pool comes from (None: any)
+    max_shots: int  # support examples kept per class; support@K is their first K
+    queries: int | None  # None: every query example of the class (needs the dataset's splits)
+    support_from: str | None  # the dataset's own split the support comes from (None: any)
     query_from: str | None
     classes: tuple[str, ...]
+    split_seed: int = 0
 
     def describe(self) -> str:
         source = (f"support from the '{self.support_from}' split, queries from "
@@ -75,8 +97,9 @@ class EpisodePlan:
         scope = (f"{self.split} classes ({len(self.classes)} of a class-disjoint meta-split)"
                  if self.class_split == "disjoint" else f"all {len(self.classes)} classes")
         q = "all" if self.queries is None else self.queries
-        return (f"episodes: {self.ways}-way over {scope}; pool {self.pool} per class; "
-                f"{q} queries per class; {source}")
+        return (f"episodes: {self.ways}-way over {scope}; {q} queries per class drawn first; "
+                f"K-shot support = first K of one permutation per class (nested, up to "
+                f"{self.max_shots}); {source}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -97,8 +120,12 @@ def meta_splits(labels: list[str], seed: int) -> dict[str, list[str]]:
 
 def plan_episodes(ds: LabelledDataset, ways: int | None, shots: list[int], queries: int | None,
                   split: str = "meta-test", class_split: ClassSplit = "auto",
-                  pool: int | None = None, split_seed: int = 0) -> EpisodePlan:
-    """Decide the sampling rule explicitly (see ``EpisodePlan.describe``)."""
+                  split_seed: int = 0) -> EpisodePlan:
+    """Decide the sampling rule explicitly (see ``EpisodePlan.describe``).
+
+    Every class of the split must supply ``max(shots)`` support examples and ``queries``
+    queries; otherwise this raises rather than sampling fewer.
+    """
     labels = ds.labels()
     if class_split == "auto":
         class_split = "all" if len(labels) < MIN_CLASSES_FOR_DISJOINT else "disjoint"
@@ -114,12 +141,12 @@ def plan_episodes(ds: LabelledDataset, ways: int | None, shots: list[int], queri
                         f"this split; choose --ways between 2 and {len(classes)}")
     if any(k < 0 for k in shots):
         raise UserError("--shots must be non-negative integers, e.g. --shots 0,1,4")
-    pool = pool if pool is not None else max(shots + [1])
-    if pool < max(shots + [0]):
-        raise UserError(f"--pool {pool} is smaller than the largest shot count {max(shots)}")
     support_from, query_from = _source_splits(ds, class_split)
-    plan = EpisodePlan(class_split, split if class_split == "disjoint" else "all", ways, pool,
-                       queries, support_from, query_from, tuple(classes))
+    if queries is None and not support_from:
+        raise UserError(ALL_QUERIES_NEED_SPLITS)
+    plan = EpisodePlan(class_split, split if class_split == "disjoint" else "all", ways,
+                       max(shots, default=0), queries, support_from, query_from, tuple(classes),
+                       split_seed)
     _check_counts(ds, plan)
     return plan
 
@@ -134,46 +161,62 @@ def _source_splits(ds: LabelledDataset, class_split: str) -> tuple[str | None, s
     return (train, test) if train and test else (None, None)
 
 
-def _class_pools(ds: LabelledDataset, plan: EpisodePlan) -> tuple[dict, dict]:
+def _class_groups(ds: LabelledDataset, plan: EpisodePlan) -> tuple[dict, dict]:
     if plan.support_from:
         return ds.by_label(plan.support_from), ds.by_label(plan.query_from)
     groups = ds.by_label()
     return groups, groups
 
 
+def _shortfall(plan: EpisodePlan, c: str, n_sup: int, n_qry: int) -> str | None:
+    """Why class ``c`` cannot supply the plan's budget and queries (None when it can)."""
+    if plan.support_from:
+        if n_sup < plan.max_shots:
+            return (f"class {c!r} has {n_sup} '{plan.support_from}' examples, fewer than "
+                    f"{plan.max_shots} shots; lower --shots")
+        if n_qry < max(plan.queries or 1, 1):
+            return (f"class {c!r} has {n_qry} '{plan.query_from}' examples, fewer than "
+                    f"--queries {plan.queries}; lower --queries")
+        return None
+    if n_sup < plan.max_shots + plan.queries:
+        return (f"class {c!r} has {n_sup} examples, fewer than {plan.max_shots} shots + "
+                f"{plan.queries} queries; lower --shots or --queries")
+    return None
+
+
 def _check_counts(ds: LabelledDataset, plan: EpisodePlan) -> None:
-    sup, qry = _class_pools(ds, plan)
+    sup, qry = _class_groups(ds, plan)
     for c in plan.classes:
-        n_sup, n_qry = len(sup.get(c, [])), len(qry.get(c, []))
-        if plan.support_from:
-            if n_sup < plan.pool:
-                raise UserError(f"class {c!r} has {n_sup} '{plan.support_from}' examples, fewer "
-                                f"than the pool of {plan.pool}; lower --shots/--pool")
-            if n_qry < max(plan.queries or 1, 1):
-                raise UserError(f"class {c!r} has {n_qry} '{plan.query_from}' examples, fewer "
-                                f"than --queries {plan.queries}; lower --queries")
-        elif n_sup < plan.pool + (plan.queries or 1):
-            raise UserError(f"class {c!r} has {n_sup} examples, fewer than pool {plan.pool} + "
-                            f"queries {plan.queries or 1}; lower --shots, --pool or --queries")
+        problem = _shortfall(plan, c, len(sup.get(c, [])), len(qry.get(c, [])))
+        if problem:
+            raise UserError(problem)
 
 
 def sample_episodes(ds: LabelledDataset, plan: EpisodePlan, n: int, seed: int) -> list[Episode]:
-    """``n`` seeded episodes; episode ``i`` depends only on (seed, i), not on ``n``."""
-    sup, qry = _class_pools(ds, plan)
+    """``n`` seeded episodes; episode ``i`` depends only on (seed, i) and the class rule.
+
+    Classes and queries come from the stream ``"{seed}:{i}:query"``, each class's support
+    permutation from ``"{seed}:{i}:support:{class}"``: neither sees the shot list.
+    """
+    if plan.queries is None and not plan.support_from:
+        raise UserError(ALL_QUERIES_NEED_SPLITS)
+    sup, qry = _class_groups(ds, plan)
     episodes = []
     for i in range(n):
-        rng = random.Random(f"episode:{seed}:{i}")
+        rng = random.Random(f"{seed}:{i}:query")
         classes = tuple(rng.sample(list(plan.classes), plan.ways))
         support, query = {}, []
         for c in classes:
-            if plan.support_from:
-                support[c] = rng.sample(sup[c], plan.pool)
-                pool_q = qry[c] if plan.queries is None else rng.sample(qry[c], plan.queries)
-            else:
-                take = len(sup[c]) if plan.queries is None else plan.pool + plan.queries
-                drawn = rng.sample(sup[c], take)
-                support[c], pool_q = drawn[:plan.pool], drawn[plan.pool:]
-            query.extend(pool_q)
+            drawn = qry[c] if plan.queries is None else rng.sample(qry[c], plan.queries)
+            taken = {e.id for e in drawn}
+            rest = [e for e in sup[c] if e.id not in taken]
+            problem = _shortfall(plan, c, len(rest) + (0 if plan.support_from else len(drawn)),
+                                 len(qry[c]))
+            if problem:
+                raise UserError(problem)
+            random.Random(f"{seed}:{i}:support:{c}").shuffle(rest)
+            support[c] = rest[:plan.max_shots]
+            query.extend(drawn)
         rng.shuffle(query)
         episodes.append(Episode(i, classes, support, query, seed))
     return episodes

@@ -1,5 +1,9 @@
 """The episodic harness: the same episodes for every method and shot count, one row each.
 
+Each row records what defines its episode (dataset, class rule, split seed, ways, seed, episode
+id and ``query_hash``, a fingerprint of its queries) and its budget: ``shots`` labelled examples
+per class (``support_size`` = shots x ways in all) of which ``k`` were shown as demonstrations.
+
 >>> from iclmeta.config import EvalConfig
 >>> report = evaluate(EvalConfig(methods=["retrieval"], out="runs/demo"))  # doctest: +SKIP
 >>> print(report.table())  # doctest: +SKIP
@@ -49,7 +53,7 @@ def prepare(config: EvalConfig) -> tuple[LabelledDataset, EpisodePlan, list[Epis
     ds = load_dataset(config.dataset, config.text_field, config.label_field,
                       config.split_field, config.hf_config)
     plan = plan_episodes(ds, config.ways, config.shots, config.queries, config.split,
-                         config.class_split, None, config.split_seed)
+                         config.class_split, config.split_seed)
     return ds, plan, sample_episodes(ds, plan, config.episodes, config.seed)
 
 
@@ -118,16 +122,25 @@ def _load_rows(out: Path, order: list[tuple], proc: Processes) -> list[dict]:
 
 
 def row_for(config, ds, plan, method, episode, shots, pred: Prediction, seconds) -> dict:
+    """One ``results.jsonl`` row: the episode's identity, the budget, the outcome and its cost.
+
+    ``k`` is the number of demonstrations shown (the prediction's own count when it reports
+    one, else the most any query's prompt held after fitting the window).
+    """
     correct = [p == q.label for p, q in zip(pred.labels, episode.query)]
+    n_demos = max((len(d) for d in pred.demo_ids), default=0)
+    shown = pred.extra.get("k", getattr(pred, "k", None))
     row = {
         "dataset": ds.name, "split": plan.split, "class_split": plan.class_split,
-        "ways": plan.ways, "shots": shots, "pool": plan.pool, "episode": episode.id,
-        "seed": config.seed, "method": method.name, "label": method.name,
+        "split_seed": plan.split_seed, "ways": plan.ways, "shots": shots,
+        "k": n_demos if shown is None else int(shown), "support_size": shots * len(episode.classes),
+        "episode": episode.id, "seed": config.seed, "query_hash": episode.query_hash,
+        "method": method.name, "label": method.name,
         "accuracy": sum(correct) / len(correct), "n_queries": len(correct),
         "n_correct": int(sum(correct)), "model": config.model or DEFAULT_LM,
         "embedder": config.embedder or DEFAULT_EMBEDDER, "options": dict(method.options),
         "seconds": round(seconds, 4), "prompt_tokens": int(pred.prompt_tokens),
-        "n_demos": max((len(d) for d in pred.demo_ids), default=0),
+        "n_demos": n_demos,
         "query_ids": [q.id for q in episode.query], "gold": [q.label for q in episode.query],
         "predictions": list(pred.labels), "demo_ids": pred.demo_ids,
     }

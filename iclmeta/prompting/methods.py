@@ -1,9 +1,9 @@
 """In-context prompting: zero-shot, random demonstrations (``icl``), retrieved demonstrations,
 and ``instruct`` (the model's chat template, demonstrations as turns or packed in one turn).
 
-At ``shots = K`` a prompt shows up to ``ways x K`` demonstrations (or ``--k``): ``icl`` uses the
-episode's K-shot support in a seeded order, one demonstration set shared by every query;
-``retrieval`` takes the nearest ones to each query from the whole support pool, nearest last;
+At ``shots = K`` every method has the episode's K-shot support and nothing more; a prompt shows
+``k`` of it (``--k``, default all ``ways x K``): ``icl`` a seeded random k, one demonstration set
+shared by every query; ``retrieval`` the k nearest to each query, nearest last;
 ``instruct`` takes either (``--demos random|retrieval``). Labels are scored by the run's
 ``--scoring`` mode (see ``iclmeta.lm.modes``).
 """
@@ -16,6 +16,7 @@ from iclmeta.data.episodes import Episode
 from iclmeta.errors import UserError
 from iclmeta.models import DEFAULT_EMBEDDER
 from iclmeta.lm.modes import MAX_NEW_TOKENS, predict_with
+from iclmeta.lm.protocol import LM
 from iclmeta.data.prediction import Prediction
 from iclmeta.prompting.render import QueryPrompt, Renderer
 
@@ -35,7 +36,7 @@ class NoDemos:
 
 
 class RandomSource(NoDemos):
-    """The episode's K-shot support in a seeded random order, the same for every query."""
+    """A seeded random ``n`` of the episode's K-shot support, the same for every query."""
 
     def demos(self, episode, shots, query, n):
         demos = episode.support_set(shots)
@@ -44,7 +45,7 @@ class RandomSource(NoDemos):
 
 
 class RetrievalSource(NoDemos):
-    """The query's nearest neighbours among the whole support pool (FAISS over embeddings)."""
+    """The query's ``n`` nearest neighbours in the episode's K-shot support (FAISS, embeddings)."""
 
     def __init__(self, resources):
         cfg = resources.config
@@ -59,8 +60,8 @@ class RetrievalSource(NoDemos):
         resources.embedder
 
     def prepare(self, episode, shots) -> None:
-        if shots > 0:  # embed the pool and the queries in one batch; selection hits the cache
-            self.res.embedder.encode([e.text for e in episode.pool() + episode.query])
+        if shots > 0:  # embed the support and the queries in one batch; selection hits the cache
+            self.res.embedder.encode([e.text for e in episode.support_set(shots) + episode.query])
 
     def demos(self, episode, shots, query, n):
         if self._selector is None:
@@ -68,7 +69,7 @@ class RetrievalSource(NoDemos):
             cfg = self.res.config
             self._selector = KNNSelector(self.res.embedder, balance=cfg.balance,
                                          mmr_lambda=cfg.mmr, order=cfg.order)
-        return self._selector.select(query, episode.pool(), n)
+        return self._selector.select(query, episode.support_set(shots), n)
 
 
 class Prompting:
@@ -79,6 +80,7 @@ class Prompting:
         self.res = resources
         self.source = source
         self.chat = chat
+        self.trained_on = None  # nothing trained: no leakage to guard against
         cfg = resources.config
         self.options = {"scoring": cfg.scoring, "k": cfg.k, "template": None, **source.options}
         if chat:
@@ -116,19 +118,24 @@ class Prompting:
         return Prediction(labels, [p.demo_ids for p in plans], tokens, extra)
 
 
-def build_prompt(renderer: Renderer, lm, scoring: str, demos: list[Example], query: Example,
+def build_prompt(renderer: Renderer, lm: LM, scoring: str, demos: list[Example], query: Example,
                  labels: list[str], drop_last: bool = False) -> QueryPrompt:
-    """Render what ``scoring`` needs, dropping the least relevant demos until it all fits."""
+    """Render what ``scoring`` needs, dropping the least relevant demos until it all fits.
+
+    >>> plan = build_prompt(Renderer(builder, lm), lm, "direct", demos, query, labels)  # doctest: +SKIP
+    >>> plan.candidates, plan.dropped                                   # doctest: +SKIP
+    ([' location', ' number'], 0)
+    """
     candidates = renderer.candidates(labels)
     if scoring == "channel":
         tail = renderer.channel([], query.text, labels[0], labels)[1]  # same for every label
-        reserve = len(lm.tokenizer(tail, add_special_tokens=False).input_ids)
+        reserve = lm.count_tokens(tail, continuation=True)
 
         def render(kept):
             return [ctx for ctx, _ in renderer.channel_all(kept, query.text, labels)]
     else:
         reserve = MAX_NEW_TOKENS if scoring == "generate" else \
-            max(len(lm.tokenizer(c, add_special_tokens=False).input_ids) for c in candidates)
+            max(lm.count_tokens(c, continuation=True) for c in candidates)
 
         def render(kept):
             extra = renderer.content_free(kept, labels) if scoring == "calibrated" else []
@@ -145,7 +152,7 @@ def build_prompt(renderer: Renderer, lm, scoring: str, demos: list[Example], que
     return plan
 
 
-def fit_context(lm, demos: list[Example], render, reserve: int, query: Example,
+def fit_context(lm: LM, demos: list[Example], render, reserve: int, query: Example,
                 drop_last: bool = False) -> list[Example]:
     """The demos to keep: drop the least relevant one at a time until every prompt fits.
 

@@ -47,8 +47,8 @@ def display_name(label: str, group) -> str:
 def _curve(ax, x, g, color, name, marker="o"):
     lo, hi = (100 * g["ci_low"].clip(0, 1)), (100 * g["ci_high"].clip(0, 1))
     ax.plot(x, 100 * g["mean"], marker=marker, ms=5, lw=2, color=color, label=name)
-    ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
-    if len(g) == 1:  # a band of one point has no width: show its interval as an error bar
+    ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)  # NaN (one episode): no band
+    if len(g) == 1 and lo.notna().all():  # a one-point band has no width: an error bar
         mean = 100 * g["mean"]
         ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], color=color, capsize=4, lw=1.5)
 
@@ -106,7 +106,8 @@ def plot_shot_curve(curve, ax=None, title: str | None = None, chance: float | No
 def _reference_line(ax, g, color, name):
     mean, lo, hi = (100 * float(g[c].iloc[0]) for c in ("mean", "ci_low", "ci_high"))
     ax.axhline(mean, color=color, lw=1.5, ls="--", label=f"{name} (K=0)")
-    ax.axhspan(max(lo, 0), min(hi, 100), color=color, alpha=0.08, lw=0)
+    if lo == lo:  # one episode has no interval (NaN): no band
+        ax.axhspan(max(lo, 0), min(hi, 100), color=color, alpha=0.08, lw=0)
 
 
 def plot_adapt_curve(curve, title: str | None = None, chance: float | None = None,
@@ -141,7 +142,9 @@ def plot_paired_differences(diffs, ax=None, title: str | None = None):
     for j, k in enumerate(shots):
         g = diffs[diffs["shots"] == k]
         y = [len(pairs) - 1 - pairs.index(p) + 0.38 - (j + 0.5) * step for p in zip(g["a"], g["b"])]
-        err = [100 * (g["diff"] - g["ci_low"]), 100 * (g["ci_high"] - g["diff"])]
+        # one paired episode has no interval (NaN): a bare marker
+        err = [100 * (g["diff"] - g["ci_low"]).fillna(0),
+               100 * (g["ci_high"] - g["diff"]).fillna(0)]
         color = colormaps["viridis"](j / max(len(shots) - 1, 1) * 0.9)
         ax.errorbar(100 * g["diff"], y, xerr=err, fmt="o", ms=5, capsize=3, color=color,
                     label=f"{k}-shot")
@@ -154,7 +157,7 @@ def plot_paired_differences(diffs, ax=None, title: str | None = None):
     ax.grid(axis="x", alpha=0.3)
     ax.legend(title="shots", fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1),
               borderaxespad=0, frameon=False)
-    ax.set_title(title or "Paired differences on the same episodes (95% bootstrap CI)",
+    ax.set_title(title or "Paired differences on the same episodes (95% paired t-interval)",
                  fontsize=11)
     return fig
 

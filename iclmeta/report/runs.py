@@ -1,4 +1,10 @@
-"""Reading and merging run folders into one tidy table (one row per result row).
+"""Reading and merging run folders into one tidy table (one row per result row), and the rules
+that decide which rows may be paired.
+
+Two rows pair only when everything that defines their episode matches (``PAIR_KEY``), including
+``query_hash``, the fingerprint of the episode's queries; rows of runs written before it get it
+computed from their ``query_ids``. Rows are never dropped silently: the same run given twice,
+or two rows for one (label, episode, shots) cell, is an error naming the run folders.
 
 Use it through ``iclmeta.report.stats.load_runs``; pandas is imported only when a run is loaded.
 
@@ -11,15 +17,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from iclmeta.data.episodes import query_hash
 from iclmeta.errors import UserError
 
 REQUIRED = ("method", "shots", "episode", "accuracy")
 # Absent in hand-made or older rows; filled so grouping never sees a missing column.
-DEFAULTS = {"dataset": "", "split": "", "ways": 0, "seed": 0, "model": "", "options": {}}
+DEFAULTS = {"dataset": "", "class_split": "", "split": "", "split_seed": 0, "ways": 0, "seed": 0,
+            "model": "", "options": {}}
 # Rows of one label that differ in any of these came from different set-ups and must not be mixed.
 IDENTITY = ("dataset", "split", "ways", "model", "options_key")
-# One evaluation unit: the same episode (same queries, nested support) seen by every method.
-PAIR_KEY = ["dataset", "split", "ways", "seed", "episode"]
+# One episode slot: what decides which classes, support and queries episode ``i`` has.
+EPISODE_KEY = ["dataset", "class_split", "split", "split_seed", "ways", "seed", "episode"]
+# One evaluation unit: the same episode, and provably the same queries, seen by every method.
+PAIR_KEY = [*EPISODE_KEY, "query_hash"]
 
 
 def results_path(run: str | Path) -> Path:
@@ -80,7 +90,16 @@ def _tidy(rows: list[dict], run: str):
     df["options_key"] = [json.dumps({k: v for k, v in o.items() if k != "adapt_steps"},
                                     sort_keys=True, default=str) for o in df["options"]]
     df["run"] = run
+    df["query_hash"] = _query_hashes(df)
     return df
+
+
+def _query_hashes(df) -> list[str]:
+    """Each row's query fingerprint; older rows get it from their query ids, else ''."""
+    recorded = df["query_hash"] if "query_hash" in df else [None] * len(df)
+    ids = df["query_ids"] if "query_ids" in df else [None] * len(df)
+    return [h if isinstance(h, str) and h else
+            (query_hash(q) if isinstance(q, list) and q else "") for h, q in zip(recorded, ids)]
 
 
 def _disambiguate(df):
@@ -92,13 +111,61 @@ def _disambiguate(df):
     return df
 
 
-def load_runs(runs, dedupe: bool = True):
+def _runs_text(runs) -> str:
+    runs = list(dict.fromkeys(runs))
+    return f"{runs[0]} (twice)" if len(runs) == 1 else " and ".join(runs)
+
+
+def _cell_text(r) -> str:
+    steps = "" if r["adapt_steps"] != r["adapt_steps"] else f" after {r['adapt_steps']:g} steps"
+    return (f"{r['label']} at {r['shots']}-shot{steps}, episode {r['episode']} of "
+            f"{r['dataset']} (seed {r['seed']}, split seed {r['split_seed']}, {r['ways']}-way)")
+
+
+def _keys(df, columns: list[str]):
+    """One string per row naming its values in ``columns`` (NaN-safe grouping)."""
+    return df[columns].map(str).agg("\x1f".join, axis=1)
+
+
+def check_unique(df) -> None:
+    """One row per (label, episode, shots, adapt_steps): a second one is an error, not dropped."""
+    if not len(df):
+        return
+    keys = _keys(df, ["label", *EPISODE_KEY, "shots", "adapt_steps"])
+    repeated = keys.duplicated(keep=False)
+    if repeated.any():
+        same = df[keys == keys[repeated].iloc[0]]
+        first = same.iloc[0]
+        raise UserError(f"{_cell_text(first)} has {len(same)} rows, in "
+                        f"{_runs_text(same['run'])}; reports never drop rows: pass each run "
+                        "once, or rerun one with another --seed")
+
+
+def check_pairable(df) -> None:
+    """Refuse to pair rows of one episode slot that saw different queries (one line)."""
+    check_unique(df)
+    if not len(df):
+        return
+    slots = _keys(df, EPISODE_KEY)
+    clash = df["query_hash"].groupby(slots).transform("nunique") > 1
+    if clash.any():
+        same = df[slots == slots[clash].iloc[0]]
+        first = same.iloc[0]
+        labels = ", ".join(dict.fromkeys(same["label"]))
+        raise UserError(f"episode {first['episode']} of {first['dataset']} (seed "
+                        f"{first['seed']}) has different queries in "
+                        f"{_runs_text(same['run'])} ({labels}): they were sampled with other "
+                        "settings (e.g. --queries or an older iclmeta) and cannot be paired; "
+                        "report them separately or rerun them with the same settings")
+
+
+def load_runs(runs):
     """Load run folders into one pandas DataFrame, one row per results row, plus ``run``.
 
     A label that appears in several runs with a different dataset, split, ways, model or
     options becomes ``label [run]`` so that different set-ups are never averaged together.
-    With ``dedupe``, a cell (label, episode unit, shots, adapt_steps) seen twice keeps its
-    first row, so loading the same run twice does not double-count it.
+    Nothing is de-duplicated: the same run given twice, or a (label, episode, shots,
+    adapt_steps) cell with two rows, raises a UserError naming the run folders.
 
     >>> df = load_runs("runs/latest")  # doctest: +SKIP
     >>> df.groupby(["label", "shots"])["accuracy"].mean()  # doctest: +SKIP
@@ -108,9 +175,11 @@ def load_runs(runs, dedupe: bool = True):
     runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
     if not runs:
         raise UserError("no run folders given; pass at least one folder written by 'iclmeta eval'")
+    paths = [results_path(r).resolve() for r in runs]
+    for i, path in enumerate(paths):
+        if path in paths[:i]:
+            raise UserError(f"{runs[i]} is given twice (it is {path}); pass each run once")
     frames = [_tidy(read_rows(results_path(r)), name) for r, name in zip(runs, _run_names(runs))]
     df = _disambiguate(pd.concat(frames, ignore_index=True))
-    if dedupe:
-        cell = ["label", *PAIR_KEY, "shots", "adapt_steps"]
-        df = df[~df[cell].astype(str).duplicated()].reset_index(drop=True)
+    check_unique(df)
     return df

@@ -5,6 +5,11 @@ harness uses them, no pandas). ``load_runs``/``shot_curve``/``adapt_curve``/
 ``paired_differences`` return tidy pandas DataFrames for the CLI report and notebooks; pandas is
 imported inside them so importing this module stays light.
 
+Every interval is a Student-t interval over episodes with the exact quantile for its degrees of
+freedom (``iclmeta.report.intervals``): the mean accuracy of a cell, and the mean of the paired
+per-episode differences of two methods. One episode has no interval ("n/a"); cells with fewer
+than 10 episodes carry a warning line.
+
 Gradient methods record several rows per (method, shots, episode), one per number of
 test-time adaptation steps (``adapt_steps``). Shot-count tables and curves use each such
 method's largest ``adapt_steps`` at each shot count (the column ``adapt_steps`` says which);
@@ -12,43 +17,23 @@ method's largest ``adapt_steps`` at each shot count (the column ``adapt_steps`` 
 
 >>> rows = [{"label": "icl", "shots": 1, "accuracy": a} for a in (0.6, 0.8, 0.7)]
 >>> s = summarize(rows)[0]
->>> round(s["mean"], 3), s["n_episodes"]
-(0.7, 3)
+>>> round(s["mean"], 3), round(s["ci95"], 3), s["n_episodes"]
+(0.7, 0.248, 3)
 """
 from __future__ import annotations
 
 import csv
 import io
-import math
 from collections import defaultdict
 from pathlib import Path
 
 from iclmeta.io import write_atomic
 from iclmeta.errors import UserError
+from iclmeta.report.intervals import (few_episodes_note, format_ci, mean_ci, paired_t_interval,
+                                      t95)
 
-# Two-sided 95% Student-t quantiles by degrees of freedom; beyond 30 the normal 1.96 is close.
-
-# Two-sided 95% Student-t quantiles by degrees of freedom; beyond 30 the normal 1.96 is close.
-
-# Two-sided 95% Student-t quantiles by degrees of freedom; beyond 30 the normal 1.96 is close.
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-        9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120,
-        17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069,
-        24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042}
-
-
-def t95(df: int) -> float:
-    return _T95.get(df, 1.96 if df > 30 else float("nan"))
-
-
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval (0 for a single value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, t95(n - 1) * sd / math.sqrt(n)
+__all__ = ["adapt_curve", "final_step_rows", "format_table", "load_runs", "mean_ci",
+           "paired_differences", "shot_curve", "summarize", "t95", "write_summary"]
 
 
 def final_step_rows(rows: list[dict]) -> list[dict]:
@@ -86,17 +71,21 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 
 def format_table(summary: list[dict]) -> str:
-    """Methods as rows, shot counts as columns: ``mean ± ci`` accuracy in percent."""
+    """Methods as rows, shot counts as columns: ``mean ± ci`` accuracy in percent.
+
+    A cell of one episode reads ``mean ± n/a``; a last line warns when any cell has fewer than
+    10 episodes.
+    """
     shots = sorted({s["shots"] for s in summary})
     labels = list(dict.fromkeys(s["label"] for s in summary))
-    cell = {(s["label"], s["shots"]): f"{100 * s['mean']:.1f} ± {100 * s['ci95']:.1f}"
-            for s in summary}
+    cell = {(s["label"], s["shots"]): format_ci(s["mean"], s["ci95"]) for s in summary}
     header = ["method"] + [f"{k}-shot" for k in shots]
     body = [[lab] + [cell.get((lab, k), "—") for k in shots] for lab in labels]
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header] + body]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    note = few_episodes_note(s["n_episodes"] for s in summary)
+    return "\n".join(lines + ([note] if note else []))
 
 
 def write_summary(summary: list[dict], path: str | Path) -> None:
@@ -108,13 +97,13 @@ def write_summary(summary: list[dict], path: str | Path) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def load_runs(runs, dedupe: bool = True):
+def load_runs(runs):
     """Load run folders into one tidy DataFrame (see ``iclmeta.report.runs.load_runs``).
 
     >>> df = load_runs(["runs/icl", "runs/retrieval"])  # doctest: +SKIP
     """
     from iclmeta.report.runs import load_runs as _load
-    return _load(runs, dedupe=dedupe)
+    return _load(runs)
 
 
 def _frame(data):
@@ -171,34 +160,11 @@ def adapt_curve(data):
     return _aggregate(df[df["adapt_steps"].notna()], ["label", "shots", "adapt_steps"])
 
 
-def paired_bootstrap(diffs, n_boot: int = 10_000, seed: int = 0,
-                     level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval for the mean of paired differences, resampling episodes.
-
-    >>> [round(v, 6) for v in paired_bootstrap([0.1, 0.1, 0.1])]
-    [0.1, 0.1]
-    """
-    import numpy as np
-
-    d = np.asarray(diffs, dtype=float)
-    if n_boot < 1 or not len(d):
-        raise UserError(f"the paired bootstrap needs at least 1 resample and 1 episode (got "
-                        f"{n_boot} resamples, {len(d)} episodes); pass --bootstrap 10000")
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    for start in range(0, n_boot, 1000):  # chunks bound memory on runs with many episodes
-        stop = min(start + 1000, n_boot)
-        means[start:stop] = d[rng.integers(0, len(d), size=(stop - start, len(d)))].mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
-
-
 def _comparisons(df, wide, baseline: str | None) -> list[tuple[str, str]]:
     means = df.groupby("label", sort=False)["accuracy"].mean()
     if baseline is not None:
         if baseline not in means.index:
-            raise UserError(f"unknown baseline {baseline!r}; choose one of: "
-                            f"{', '.join(means.index)}")
+            return []  # the baseline's rows cannot be paired (see attrs["unpaired"])
         return [(label, baseline) for label in means.index if label != baseline]
     ranked = list(means.sort_values(ascending=False, kind="stable").index)
     pairs = [(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1:]]
@@ -206,30 +172,45 @@ def _comparisons(df, wide, baseline: str | None) -> list[tuple[str, str]]:
     return [(b, a) if (wide[a] - wide[b]).mean() < 0 else (a, b) for a, b in pairs]
 
 
-def paired_differences(data, baseline: str | None = None, n_boot: int = 10_000, seed: int = 0):
-    """Paired accuracy differences A − B on the same episodes, with a bootstrap 95% interval.
+def paired_differences(data, baseline: str | None = None):
+    """Paired accuracy differences A − B on the same episodes, with a paired 95% t-interval.
 
-    Pairs rows on (dataset, split, ways, seed, episode, shots); the interval resamples those
-    episodes (``n_boot`` times, seeded, percentile). With ``baseline`` every other label is
-    compared with it; otherwise every pair once, with A the better of the two on their shared
-    episodes. Columns: a, b, shots, diff, ci_low, ci_high, n_pairs, frac_a_better, frac_tie.
+    Rows pair only when everything that defines an episode matches (``runs.PAIR_KEY``:
+    dataset, class rule, split, split seed, ways, seed, episode and the query fingerprint) at
+    the same shot count; rows of one episode that saw different queries are refused (UserError).
+    The interval is mean ± t(0.975, n−1)·sd/√n over the n paired episodes (NaN for one).
+    With ``baseline`` every other label is compared with it; otherwise every pair once, with A
+    the better of the two on their shared episodes. Columns: a, b, shots, diff, ci_low,
+    ci_high, n_pairs, frac_a_better, frac_tie. Labels whose rows record no queries (runs
+    written before query fingerprints) cannot be paired: they are listed in
+    ``attrs["unpaired"]``.
 
     >>> paired_differences(load_runs("runs/latest"), baseline="icl")  # doctest: +SKIP
     """
     import pandas as pd
-    from iclmeta.report.runs import PAIR_KEY
+    from iclmeta.report.runs import PAIR_KEY, check_pairable
 
     df = _final_steps(_frame(data))
-    wide = df.pivot_table(index=[*PAIR_KEY, "shots"], columns="label", values="accuracy")
+    labels = list(dict.fromkeys(df["label"]))
+    if baseline is not None and baseline not in labels:
+        raise UserError(f"unknown baseline {baseline!r}; choose one of: {', '.join(labels)}")
+    known = df["query_hash"].fillna("").astype(str) != "" if "query_hash" in df else False
+    unpaired = sorted(set(df.loc[~known, "label"])) if "query_hash" in df else labels
+    df = df[known] if "query_hash" in df else df.iloc[:0]
+    check_pairable(df)
+    wide = df.pivot_table(index=[*PAIR_KEY, "shots"], columns="label", values="accuracy",
+                          aggfunc="first")
     out = []
     for a, b in _comparisons(df, wide, baseline):
         for shots, g in wide.groupby(level="shots"):
             d = (g[a] - g[b]).dropna().to_numpy()
             if len(d):
-                low, high = paired_bootstrap(d, n_boot, seed)
+                low, high = paired_t_interval(d)
                 out.append({"a": a, "b": b, "shots": shots, "diff": float(d.mean()),
                             "ci_low": low, "ci_high": high, "n_pairs": len(d),
                             "frac_a_better": float((d > 0).mean()),
                             "frac_tie": float((d == 0).mean())})
-    return pd.DataFrame(out, columns=["a", "b", "shots", "diff", "ci_low", "ci_high", "n_pairs",
-                                      "frac_a_better", "frac_tie"])
+    out = pd.DataFrame(out, columns=["a", "b", "shots", "diff", "ci_low", "ci_high", "n_pairs",
+                                     "frac_a_better", "frac_tie"])
+    out.attrs["unpaired"] = unpaired
+    return out

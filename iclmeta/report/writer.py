@@ -1,5 +1,9 @@
 """The report folder behind ``iclmeta report``: markdown, CSV tables and figures.
 
+Accuracy cells are mean ± the 95% t-interval over episodes ("n/a" for one episode); paired
+differences use the paired t-interval over the shared episodes. Cells resting on fewer than 10
+episodes get a warning line; labels whose rows cannot be paired (no query fingerprint) are named.
+
 >>> written = write_report(["runs/icl", "runs/retrieval"], out="runs/report")  # doctest: +SKIP
 >>> print(written.text)  # doctest: +SKIP
 """
@@ -9,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iclmeta.io import write_atomic
+from iclmeta.report.intervals import few_episodes_note, format_ci
 from iclmeta.report.stats import adapt_curve, load_runs, paired_differences, shot_curve
 from iclmeta.report.runs import results_path
 
@@ -38,23 +43,26 @@ def accuracy_markdown(curve) -> str:
     ...                       "n_episodes": [6], "adapt_steps": [float("nan")]})
     >>> print(accuracy_markdown(curve).splitlines()[2])
     | icl | 50.0 ± 10.0 |
+    >>> print(accuracy_markdown(curve.assign(ci95=float("nan"))).splitlines()[2])
+    | icl | 50.0 ± n/a |
     """
     shots = sorted(curve["shots"].unique())
     lines = ["| method | " + " | ".join(f"{k}-shot" for k in shots) + " |",
              "|---" * (len(shots) + 1) + "|"]
     for label, g in curve.groupby("label", sort=False):
-        cells = {k: f"{_pct(m)} ± {_pct(c)}" for k, m, c in zip(g["shots"], g["mean"], g["ci95"])}
+        cells = {k: format_ci(m, c) for k, m, c in zip(g["shots"], g["mean"], g["ci95"])}
         lines.append(f"| {label} | " + " | ".join(cells.get(k, "—") for k in shots) + " |")
     return "\n".join(lines)
 
 
 def differences_markdown(diffs) -> str:
-    """One line per comparison and shot count: A − B in points, bootstrap interval, win rate."""
+    """One line per comparison and shot count: A − B in points, paired t-interval, win rate."""
     lines = ["| comparison | shots | A − B (pts) | 95% CI | A better | tie | episodes |",
              "|---|---|---|---|---|---|---|"]
     for r in diffs.itertuples():
-        lines.append(f"| {r.a} − {r.b} | {r.shots} | {_pct(r.diff, True)} | "
-                     f"[{_pct(r.ci_low, True)}, {_pct(r.ci_high, True)}] | "
+        ci = "n/a" if r.ci_low != r.ci_low else \
+            f"[{_pct(r.ci_low, True)}, {_pct(r.ci_high, True)}]"
+        lines.append(f"| {r.a} − {r.b} | {r.shots} | {_pct(r.diff, True)} | {ci} | "
                      f"{r.frac_a_better:.0%} | {r.frac_tie:.0%} | {r.n_pairs} |")
     return "\n".join(lines)
 
@@ -65,7 +73,11 @@ def _notes(df, curve) -> str:
     notes = [f"Runs: {', '.join(dict.fromkeys(df['run']))}. Datasets: "
              f"{', '.join(map(str, dict.fromkeys(df['dataset'])))}. Episodes per cell: "
              f"{', '.join(map(str, episodes))}.",
-             "Accuracy: mean over episodes ± half-width of the 95% t-interval."]
+             "Accuracy: mean over episodes ± half-width of the 95% t-interval (n/a: one "
+             "episode)."]
+    note = few_episodes_note(curve["n_episodes"])
+    if note:
+        notes.append(note)
     if len(steps):
         notes.append("Gradient methods at their largest adaptation steps: "
                      + ", ".join(f"{lab} {int(s)}" for lab, s in steps.items()) + ".")
@@ -116,8 +128,7 @@ def _write_figures(out: Path, df, curve, diffs, adapt) -> list[str]:
     return files
 
 
-def write_report(runs, out=None, baseline: str | None = None, n_boot: int = 10_000,
-                 seed: int = 0) -> WrittenReport:
+def write_report(runs, out=None, baseline: str | None = None) -> WrittenReport:
     """Merge run folders and write report.md, CSV tables and PNG/SVG figures into ``out``.
 
     ``out`` defaults to ``<first run>/report``. Paired differences compare every label with
@@ -127,11 +138,17 @@ def write_report(runs, out=None, baseline: str | None = None, n_boot: int = 10_0
     df = load_runs(runs)
     out = Path(out) if out is not None else results_path(runs[0]).parent / "report"
     curve, adapt = shot_curve(df), adapt_curve(df)
-    diffs = paired_differences(df, baseline=baseline, n_boot=n_boot, seed=seed)
+    diffs = paired_differences(df, baseline=baseline)
     text = "\n\n".join(["## Accuracy (%) by shots", accuracy_markdown(curve), _notes(df, curve)])
     if len(diffs):
-        text += ("\n\n## Paired differences (same episodes; 95% CI: paired bootstrap, "
-                 f"{n_boot} resamples, seed {seed})\n\n" + differences_markdown(diffs))
+        text += ("\n\n## Paired differences (same episodes and queries; 95% CI: paired "
+                 "t-interval over episodes)\n\n" + differences_markdown(diffs))
+        note = few_episodes_note(diffs["n_pairs"])
+        text += f"\n\n{note}" if note else ""
+    if diffs.attrs.get("unpaired"):
+        text += ("\n\nNot paired (their rows record no query ids, so pairing them could "
+                 "compare different queries; rerun them with this version): "
+                 + ", ".join(diffs.attrs["unpaired"]) + ".")
     write_atomic(out / "report.md", text + "\n")
     files = [str(out / "report.md"), *_write_tables(out, curve, diffs, adapt)]
     files += _write_figures(out, df, curve, diffs, adapt)
