@@ -16,7 +16,7 @@ from iclmeta.harness.registry import METHODS
 from iclmeta.io import load_yaml
 
 EVAL_FLAGS = """
---adapt-lr --adapt-steps --adapter --balance --batch-size --cache-dir --chat-format --checkpoint
+--adapt-lr --adapt-steps --adapter --allow-overlap --balance --batch-size --cache-dir --chat-format --checkpoint
 --class-split --config --dataset --demos --device --distance --dtype --embedder --episodes
 --help --hf-config --k --label-field --log-prompts --lora-alpha --lora-rank --lora-targets
 --method --mmr --model --no-progress --order --out --queries --resume --scoring --seed --shots

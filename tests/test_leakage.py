@@ -46,3 +46,41 @@ def test_texts_seen_in_training_count_on_any_dataset():
     found = overlap(trained, other, ["xc00", "xc01"])
     assert found == "6 evaluated text(s) were in its training data"
     assert overlap(None, ds, ["c00"]) is None  # a checkpoint from before these records
+
+
+def test_eval_refuses_a_checkpoint_trained_on_meta_test_classes(tmp_path, capsys):
+    """Trained with --split-seed 1, evaluated with the default 0: its meta-train classes leak."""
+    import json
+
+    import numpy as np
+
+    from conftest import build_tiny_embedder
+    from iclmeta.cli.main import main
+
+    words = [f"w{i}" for i in range(48)]
+    rng = np.random.default_rng(0)
+    rows = [{"text": " ".join([words[2 * c], words[2 * c + 1]] + list(rng.choice(words, 3))),
+             "label": f"c{c:02d}"} for c in range(20) for _ in range(8)]
+    data = tmp_path / "words.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = ["--dataset", str(data), "--embedder", build_tiny_embedder(tmp_path, words, dim=16),
+              "--cache-dir", str(tmp_path / "cache"), "--ways", "3", "--queries", "2",
+              "--no-progress"]
+    ckpt = tmp_path / "ck"
+    assert main(["train", "--method", "protonet", *common, "--shots", "1", "--steps", "2",
+                 "--eval-every", "1", "--val-episodes", "1", "--split-seed", "1",
+                 "--out", str(ckpt)]) == 0
+    evaluate = ["eval", "--method", "protonet", "--checkpoint", str(ckpt), *common, "--shots",
+                "1", "--episodes", "1", "--class-split", "disjoint"]
+    capsys.readouterr()
+    assert main([*evaluate, "--out", str(tmp_path / "leak")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "meta-train classes of the checkpoint" in err[0]
+    assert "--split-seed 1" in err[0] and "--allow-overlap" in err[0]
+    assert not (tmp_path / "leak").exists()  # refused before anything was written
+    assert main([*evaluate, "--split-seed", "1", "--out", str(tmp_path / "clean")]) == 0
+    clean = json.loads((tmp_path / "clean" / "results.jsonl").read_text().splitlines()[0])
+    assert clean["options"]["overlap"] is None
+    assert main([*evaluate, "--allow-overlap", "--out", str(tmp_path / "allowed")]) == 0
+    allowed = json.loads((tmp_path / "allowed" / "results.jsonl").read_text().splitlines()[0])
+    assert "meta-train classes of the checkpoint" in allowed["options"]["overlap"]

@@ -94,6 +94,10 @@ class EvalConfig:
         [], "repeatable; a LoRA folder written by 'iclmeta train'; each method uses the one "
         "trained for it", group="gradient", used_by=META_LEARNED, flag="--adapter", repeat=True,
         metavar="DIR")
+    allow_overlap: bool = opt(
+        False, "evaluate even when a checkpoint or adapter was trained on evaluated classes or "
+        "texts (a leak: every row records the overlap)", group="metric",
+        used_by=("protonet", "matching", "relation") + META_LEARNED)
     adapt_steps: int | None = opt(None, "SGD steps on each episode's support set; 0 evaluates "
                                   "the initialisation itself", group="gradient", used_by=GRADIENT,
                                   default_text="the adapter's inner steps; finetune: 3")

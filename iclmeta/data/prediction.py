@@ -24,6 +24,7 @@ class Prediction:
 class Method(Protocol):
     name: str
     options: dict
+    trained_on: dict | None  # ``data.leakage.training_record`` of a loaded checkpoint, else None
 
     def fit(self) -> None:
         """Load what the method needs (models, checkpoints) before the clock starts."""

@@ -10,8 +10,6 @@ per class (``support_size`` = shots x ways in all) of which ``k`` were shown as 
 """
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -23,9 +21,11 @@ from iclmeta.data.example import LabelledDataset
 from iclmeta.data.sources import load_dataset
 from iclmeta.harness.distributed import RANK_PATTERN, Processes, merge_rank_files
 from iclmeta.data.episodes import Episode, EpisodePlan, plan_episodes, sample_episodes
+from iclmeta.data.leakage import overlap
 from iclmeta.errors import UserError
 from iclmeta.data.prediction import Prediction
 from iclmeta.harness.registry import build_method, check_methods
+from iclmeta.harness.store import ResultStore, load_results
 from iclmeta.models import DEFAULT_EMBEDDER, DEFAULT_LM
 from iclmeta.report.stats import format_table, summarize, write_summary
 
@@ -57,39 +57,6 @@ def prepare(config: EvalConfig) -> tuple[LabelledDataset, EpisodePlan, list[Epis
     return ds, plan, sample_episodes(ds, plan, config.episodes, config.seed)
 
 
-class ResultStore:
-    """``results.jsonl`` with one fsynced line per row; a torn last line is dropped on resume."""
-
-    def __init__(self, out: Path, name: str = "results.jsonl"):
-        self.path = out / name
-
-    def load(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        rows, good = [], 0
-        with open(self.path, "rb") as handle:
-            for line in handle:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # an interrupted write: keep everything before it
-                good += len(line)
-        if good < self.path.stat().st_size:
-            with open(self.path, "r+b") as handle:
-                handle.truncate(good)
-        return rows
-
-    def append(self, row: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-
-
-def _load_results(path: Path) -> list[dict]:
-    return ResultStore(path.parent, path.name).load()
-
-
 def _start_run(config: EvalConfig, plan: EpisodePlan, resume: bool,
                proc: Processes = Processes()) -> Path:
     out = Path(config.out)
@@ -115,10 +82,10 @@ def _start_run(config: EvalConfig, plan: EpisodePlan, resume: bool,
 def _load_rows(out: Path, order: list[tuple], proc: Processes) -> list[dict]:
     """Rows already written; the main process first folds in what an interrupted
     multi-process run left in per-process files."""
-    rows = merge_rank_files(out, _load_results(out / "results.jsonl"), order, _load_results) \
+    rows = merge_rank_files(out, load_results(out / "results.jsonl"), order, load_results) \
         if proc.is_main else []
     proc.barrier()
-    return rows if proc.is_main else _load_results(out / "results.jsonl")
+    return rows if proc.is_main else load_results(out / "results.jsonl")
 
 
 def row_for(config, ds, plan, method, episode, shots, pred: Prediction, seconds) -> dict:
@@ -169,6 +136,9 @@ def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True,
     ds, plan, episodes = prepare(config)
     if proc.is_main:
         echo(plan.describe())
+        if ds.duplicates_removed:
+            echo(f"{ds.duplicates_removed} exact duplicate texts removed from {ds.name}")
+    methods = load_methods(config, ds, plan)  # every refusal comes before anything is written
     out = _start_run(config, plan, resume, proc)
     items = work_items(config, episodes)
     order = [(name, shots, ep.id) for ep, name, shots in items]
@@ -179,12 +149,13 @@ def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True,
     if rows and proc.is_main:
         echo(f"resuming: {len(rows)} rows already in {out}, {len(order) - len(rows)} to go")
     name = "results.jsonl" if proc.world == 1 else proc.rank_file()
-    new = _run_items(config, ds, plan, todo, ResultStore(out, name), progress and proc.is_main)
+    new = _run_items(config, ds, plan, methods, todo, ResultStore(out, name),
+                     progress and proc.is_main)
     if proc.world > 1:
         proc.barrier()  # every process has written its rows
-        rows = merge_rank_files(out, rows, order, _load_results) if proc.is_main else []
+        rows = merge_rank_files(out, rows, order, load_results) if proc.is_main else []
         proc.barrier()
-        rows = rows if proc.is_main else _load_results(out / "results.jsonl")
+        rows = rows if proc.is_main else load_results(out / "results.jsonl")
     else:
         rows += new
     report = Report(rows, out)
@@ -193,17 +164,35 @@ def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True,
     return report
 
 
-def _run_items(config, ds, plan, todo, store: ResultStore, progress: bool) -> list[dict]:
-    """Evaluate the (episode, method, shots) items in order, appending each row to ``store``."""
+def load_methods(config: EvalConfig, ds: LabelledDataset, plan: EpisodePlan) -> dict:
+    """Build and load every method, then refuse any whose checkpoint saw evaluated data.
+
+    A checkpoint or adapter trained on any evaluated class (same dataset) or text is a leak into
+    the evaluation; it is an error unless ``allow_overlap`` is set, and then every row of that
+    method records the overlap.
+    """
     from iclmeta.harness.resources import Resources
-    from tqdm.auto import tqdm
 
     resources = Resources(config, ds)
-    methods, rows = {}, []
+    methods = {name: build_method(name, resources) for name in config.methods}
+    for name, method in methods.items():
+        method.fit()  # loads what the method needs, before the clock
+        found = overlap(method.trained_on, ds, plan.classes)
+        if found and not config.allow_overlap:
+            seed = method.trained_on.get("split_seed")
+            raise UserError(f"--method {name}: {found}; evaluate with the split it was trained "
+                            f"with (--split-seed {seed}, --class-split disjoint) or pass "
+                            "--allow-overlap to evaluate anyway (recorded in every row)")
+        method.options["overlap"] = found
+    return methods
+
+
+def _run_items(config, ds, plan, methods, todo, store: ResultStore, progress: bool) -> list[dict]:
+    """Evaluate the (episode, method, shots) items in order, appending each row to ``store``."""
+    from tqdm.auto import tqdm
+
+    rows = []
     for ep, name, shots in tqdm(todo, desc="eval", unit="item", disable=not progress):
-        if name not in methods:
-            methods[name] = build_method(name, resources)
-            methods[name].fit()  # loads what the method needs, before the clock
         start = time.perf_counter()
         pred = methods[name].predict(ep, shots)
         row = row_for(config, ds, plan, methods[name], ep, shots, pred,

@@ -60,6 +60,7 @@ class _AdaptedLoRA:
         self.options: dict = {}
         self.lora = None
         self.init = None
+        self.trained_on: dict | None = None  # the adapter's training data (leakage guard)
         self.steps = 0
         self.lr = 0.0
 
@@ -117,6 +118,7 @@ class MetaLearned(_AdaptedLoRA):
                      _pick(cfg.adapt_lr, train["inner_lr"]))
         self.init = self.lora.from_portable(tensors)
         self.options.update(adapter=str(path), adapter_step=meta.get("step"))
+        self.trained_on = meta.get("trained_on")
 
 
 def adapter_path(adapters: list[str], method: str) -> str:

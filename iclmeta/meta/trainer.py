@@ -40,6 +40,7 @@ class MetaTrainer:
     def setup(self) -> None:
         from iclmeta.data.sources import load_dataset
         from iclmeta.data.episodes import plan_episodes, sample_episodes
+        from iclmeta.data.leakage import training_record
         from iclmeta.meta.lora import LoraSpec, attach_lora
         from iclmeta.models import load_causal_lm
         from iclmeta.prompts import PromptBuilder, load_template, template_for
@@ -52,6 +53,8 @@ class MetaTrainer:
                             split_seed=c.split_seed)
         self.tasks = sample_episodes(ds, train, c.steps * c.meta_batch, c.seed)
         self.val = sample_episodes(ds, val, c.val_episodes, c.seed + 1)
+        # What the adapter saw (meta-val picks the best step, so it counts): the leakage guard.
+        self.trained_on = training_record(ds, train.classes + val.classes, c.split_seed, "disjoint")
         self.template = template_for(c.template, ds.name)
         self.builder = PromptBuilder(load_template(self.template), ds.label_names)
         model, self.tokenizer = load_causal_lm(c.model, c.device, c.dtype, c.cache_dir)
@@ -112,7 +115,7 @@ class MetaTrainer:
         return {"format": FORMAT, "method": c.method, "model": c.model or DEFAULT_LM,
                 "lora": self.lora.spec.to_dict(), "template": self.template,
                 "scoring": c.scoring, "prompt": "zero-shot", "dataset": c.dataset,
-                "step": step, "meta_val_accuracy": val_acc,
+                "step": step, "meta_val_accuracy": val_acc, "trained_on": self.trained_on,
                 "train": {**asdict(c), "meta_lr": c.resolved_meta_lr()}}
 
     def _save(self, kind, step, params, opt, val_acc, best_acc) -> None:
