@@ -24,7 +24,7 @@ from iclmeta.cli.main import main
 from iclmeta.report.stats import mean_ci
 
 CLINC = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150.jsonl"
-# TREC-50's smallest meta-test class has 9 examples: pool 5 + 4 queries is the most it allows.
+# TREC-50's smallest meta-test class has 9 examples: 5 shots + 4 queries is the most it allows.
 DATASETS = {"clinc150": (str(CLINC), 5), "trec-50": ("trec-50", 4)}
 SETTINGS = (("5-way", 5, "1,5"), ("10-way", 10, "1"))
 TRAINED = ("protonet", "matching", "relation")

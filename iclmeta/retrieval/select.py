@@ -151,7 +151,7 @@ class KNNSelector:
     (see :func:`rank_by_similarity`); ``order``: ``nearest-last`` (default) or ``nearest-first``.
 
     >>> sel = KNNSelector(Embedder("minilm"), mmr_lambda=0.5)  # doctest: +SKIP
-    >>> demos = sel.select(query, episode.pool(), k=8)  # doctest: +SKIP
+    >>> demos = sel.select(query, episode.support_set(4), k=8)  # doctest: +SKIP
     """
 
     def __init__(self, embedder: TextEncoder, balance: bool = False,
