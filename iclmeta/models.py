@@ -76,13 +76,20 @@ def pick_device(device: str = "auto"):
 
 
 def pick_dtype(dtype: str = "auto", device=None):
-    """``"auto"`` -> bfloat16 (CPU too: ~2x faster than float32 there); float16 on GPUs without bf16."""
+    """``"auto"`` -> float32 on the CPU, bfloat16 on GPUs (float16 where bf16 is missing).
+
+    float32 on the CPU because bfloat16 there flips predictions with the batch size and with
+    shared-prefix reuse (its rounding differs with the shapes of the matmuls), and it is not
+    faster on the CPUs measured (``eval/determinism.py``; figures in ``eval/README.md``).
+    """
     import torch
 
     choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype == "auto":
-        cuda = device is not None and torch.device(device).type == "cuda"
-        return torch.float16 if cuda and not torch.cuda.is_bf16_supported() else torch.bfloat16
+        kind = torch.device(device).type if device is not None else "cpu"
+        if kind == "cpu":
+            return torch.float32
+        return torch.float16 if kind == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
     if dtype not in choices:
         raise UserError(f"unknown dtype '{dtype}'; choose one of: auto, {', '.join(choices)}")
     return choices[dtype]

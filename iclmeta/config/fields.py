@@ -57,7 +57,8 @@ SHARED_HELP = {
                 "folder",
     "template": "prompt template name in prompts/ or a YAML file",
     "device": "where the LM runs",
-    "dtype": "precision of the LM's weights",
+    "dtype": "precision of the LM's weights (auto: float32 on the CPU, where it keeps "
+             "predictions independent of batch size and prefix reuse; bfloat16 on GPUs)",
     "cache_dir": "model and embedding cache",
     "split_seed": "seed of the class split",
     "lora_rank": "LoRA rank of a fresh adapter",
