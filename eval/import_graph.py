@@ -74,7 +74,12 @@ def main(argv=None) -> int:
     print(f"import circles: {len(circles)}")
     for c in circles:
         print("  " + " <-> ".join(c))
-    print(f"longest import chain (modules): {max(depth(i) for i in dag)}")
+    top = max(dag, key=depth)
+    chain = [top]
+    while dag[chain[-1]]:
+        chain.append(max(dag[chain[-1]], key=depth))
+    print(f"longest import chain (modules): {depth(top)}")
+    print("  " + " -> ".join(groups[i][0].replace("iclmeta.", "") for i in chain))
     return 0
 
 
