@@ -24,3 +24,17 @@ def test_summary_table_and_csv(tmp_path):
     assert table.splitlines()[-1].startswith("Warning: fewer than 10 episodes")
     write_summary(summary, tmp_path / "s.csv")
     assert (tmp_path / "s.csv").read_text().startswith("label,shots,mean,ci95")
+
+
+def test_paired_differences_of_a_frame_without_query_fingerprints_lists_every_label():
+    """A hand-built frame (no query_hash column) cannot be paired: empty result, not a KeyError."""
+    import pandas as pd
+
+    from iclmeta.report.stats import paired_differences
+
+    df = pd.DataFrame([{"dataset": "d", "class_split": "all", "split": "all", "split_seed": 0,
+                        "ways": 2, "seed": 0, "episode": 0, "shots": 1, "label": label,
+                        "method": label, "adapt_steps": None, "accuracy": acc}
+                       for label, acc in [("a", 0.5), ("b", 1.0)]])
+    out = paired_differences(df)
+    assert out.empty and out.attrs["unpaired"] == ["a", "b"]

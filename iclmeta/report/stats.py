@@ -197,9 +197,19 @@ def paired_differences(data, baseline: str | None = None):
     known = df["query_hash"].fillna("").astype(str) != "" if "query_hash" in df else False
     unpaired = sorted(set(df.loc[~known, "label"])) if "query_hash" in df else labels
     df = df[known] if "query_hash" in df else df.iloc[:0]
-    check_pairable(df)
-    wide = df.pivot_table(index=[*PAIR_KEY, "shots"], columns="label", values="accuracy",
-                          aggfunc="first")
+    out = []
+    if not df.empty:
+        check_pairable(df)
+        wide = df.pivot_table(index=[*PAIR_KEY, "shots"], columns="label", values="accuracy",
+                              aggfunc="first")
+        out = _differences(df, wide, baseline)
+    out = pd.DataFrame(out, columns=["a", "b", "shots", "diff", "ci_low", "ci_high", "n_pairs",
+                                     "frac_a_better", "frac_tie"])
+    out.attrs["unpaired"] = unpaired
+    return out
+
+
+def _differences(df, wide, baseline) -> list[dict]:
     out = []
     for a, b in _comparisons(df, wide, baseline):
         for shots, g in wide.groupby(level="shots"):
@@ -210,7 +220,4 @@ def paired_differences(data, baseline: str | None = None):
                             "ci_low": low, "ci_high": high, "n_pairs": len(d),
                             "frac_a_better": float((d > 0).mean()),
                             "frac_tie": float((d == 0).mean())})
-    out = pd.DataFrame(out, columns=["a", "b", "shots", "diff", "ci_low", "ci_high", "n_pairs",
-                                     "frac_a_better", "frac_tie"])
-    out.attrs["unpaired"] = unpaired
     return out
