@@ -134,3 +134,17 @@ def test_named_prompting_methods_are_the_registry_s():
     from iclmeta.meta.methods import PROMPTING_METHODS
     assert set(PROMPTING_METHODS) == {n for n, target in METHODS.items()
                                       if target.startswith("iclmeta.prompting.")}
+
+
+def test_gradient_methods_need_the_hugging_face_backend():
+    """Any LM behind the seam serves prompting; LoRA training needs the torch model itself."""
+    from types import SimpleNamespace
+
+    from iclmeta.config import EvalConfig
+    from iclmeta.errors import UserError
+    from iclmeta.meta.methods import FineTune
+
+    other_backend = SimpleNamespace(name="server", max_length=2048)
+    res = SimpleNamespace(config=EvalConfig(methods=["finetune"]), lm=other_backend)
+    with pytest.raises(UserError, match="needs the Hugging Face backend"):
+        FineTune("finetune", res).fit()

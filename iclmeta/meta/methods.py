@@ -65,8 +65,13 @@ class _AdaptedLoRA:
         self.lr = 0.0
 
     def _settle(self, spec, steps, lr) -> None:
+        from iclmeta.lm.hf import HFLM
         from iclmeta.meta.lora import attach_lora
         lm = self.res.lm
+        if not isinstance(lm, HFLM):  # the one family that needs the torch model, not the seam
+            raise UserError(f"--method {self.name} trains LoRA weights inside the model, so it "
+                            "needs the Hugging Face backend; evaluate it with a Hugging Face "
+                            "model (--model)")
         self.lora = attach_lora(lm.model, lm.tokenizer, spec)
         self.steps, self.lr = int(steps), float(lr)
         if self.steps < 0 or self.lr < 0:
