@@ -78,9 +78,10 @@ def pick_device(device: str = "auto"):
 def pick_dtype(dtype: str = "auto", device=None):
     """``"auto"`` -> float32 on the CPU, bfloat16 on GPUs (float16 where bf16 is missing).
 
-    float32 on the CPU because bfloat16 there flips predictions with the batch size and with
-    shared-prefix reuse (its rounding differs with the shapes of the matmuls), and it is not
-    faster on the CPUs measured (``eval/determinism.py``; figures in ``eval/README.md``).
+    float32 on the CPU because bfloat16 there flips a few percent of predictions with the batch
+    size and with shared-prefix reuse (its rounding differs with the shapes of the matmuls);
+    float32 costs about 1.5x in scoring time there (``eval/determinism.py``; figures in
+    ``eval/README.md``). ``--dtype bfloat16`` remains for speed over reproducibility.
     """
     import torch
 
