@@ -227,3 +227,17 @@ def test_config_reruns_a_recorded_run_exactly(tmp_path, tiny_model_dir, tiny_emb
     # a folder that holds results is never overwritten
     assert main(["eval", "--config", str(rerun / "config.yaml"), "--out", str(rerun),
                  "--no-progress"]) == 2
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--shots", "0,0"], "--shots repeats 0"),
+    (["--shots", "1,4,1"], "--shots repeats 1"),
+    (["--method", "icl", "--method", "icl"], "--method repeats icl"),
+])
+def test_repeated_values_are_refused_before_anything_runs(tmp_path, capsys, argv, problem):
+    """A repeated shot count or method would write every row twice."""
+    out = tmp_path / "run"
+    assert main(["eval", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and problem in err[0]
+    assert not out.exists()

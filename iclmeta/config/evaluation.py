@@ -138,6 +138,10 @@ class EvalConfig:
 
     def validate(self) -> None:
         check_choices(self)
+        for flag, values in (("--shots", self.shots), ("--method", self.methods)):
+            repeated = sorted({str(v) for v in values if values.count(v) > 1})
+            if repeated:  # each would write every row twice
+                raise UserError(f"{flag} repeats {', '.join(repeated)}; give each value once")
         if self.batch_size != "auto" and (not isinstance(self.batch_size, int)
                                           or self.batch_size < 1):
             raise UserError(f"--batch-size {self.batch_size!r} must be a positive integer or 'auto'")
