@@ -63,6 +63,8 @@ def packed_logprobs(model, prefill, cand_ids: list[list[list[int]]]) -> torch.Te
     budget = device_token_budget(model) or CACHE_TOKEN_BUDGET
     chunk = max(1, min(budget // (mask.shape[1] + width), max(LOGIT_BUDGET, budget) // (width * vocab)))
     for start in range(0, len(cand_ids), chunk):
+        if not any(nodes for nodes, _ in tries[start:start + chunk]):
+            continue  # one-token candidates only: scored in the prefill, their cells stay 0
         rows = torch.arange(start, min(start + chunk, len(cand_ids)), device=mask.device)
         logprobs = _run_trie(model, select_cache(cache, rows), mask[rows], lengths[rows],
                              tries[start:start + chunk])
