@@ -11,9 +11,10 @@ True
 from iclmeta.config.evaluation import (ChatFormat, ClassSplitChoice, DemoSource, EvalConfig,
                                        Order, Scoring)
 from iclmeta.config.fields import Device, Distance, DType
+from iclmeta.config.source import DataSource
 from iclmeta.config.training import (DEFAULT_META_LR, META_METHODS, TRAINABLE, Head, MetaMethod,
                                      MetaTrainConfig, MetricTrainConfig)
 
-__all__ = ["EvalConfig", "MetricTrainConfig", "MetaTrainConfig", "Scoring", "DemoSource",
+__all__ = ["DataSource", "EvalConfig", "MetricTrainConfig", "MetaTrainConfig", "Scoring", "DemoSource",
            "ChatFormat", "ClassSplitChoice", "Order", "Device", "DType", "Distance", "Head",
            "MetaMethod", "TRAINABLE", "META_METHODS", "DEFAULT_META_LR"]

@@ -16,6 +16,7 @@ from typing import Literal
 
 from iclmeta.config.fields import (GRADIENT, LM_METHODS, METRIC, PROMPTING, Device, Distance,
                                    DType, check_choices, opt, shared)
+from iclmeta.config.source import DataSource
 from iclmeta.errors import UserError
 
 Scoring = Literal["direct", "normalized", "calibrated", "channel", "generate"]
@@ -28,16 +29,11 @@ META_LEARNED = ("multitask", "maml", "fomaml", "reptile")
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(DataSource):
     """Everything that decides an evaluation's rows. Strings are parsed once, at the CLI."""
 
     methods: list[str] = opt(["retrieval"], "repeatable; one of: {methods}", flag="--method",
                              repeat=True, metavar="METHOD")
-    dataset: str = shared("dataset", "snips", group="data")
-    text_field: str | None = shared("text_field", group="data")
-    label_field: str | None = shared("label_field", group="data")
-    split_field: str | None = shared("split_field", group="data")
-    hf_config: str | None = shared("hf_config", group="data")
     # model and embedder are recorded in every row, so every method counts as using them.
     model: str | None = shared("model", group="models")
     embedder: str | None = shared("embedder", group="models")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from iclmeta.config.fields import Device, Distance, DType, check_choices, opt, shared
+from iclmeta.config.source import DataSource
 from iclmeta.errors import UserError
 
 Head = Literal["linear", "mlp", "none"]
@@ -31,15 +32,10 @@ _OUT = "folder the best step is saved to"
 
 
 @dataclass
-class MetricTrainConfig:
+class MetricTrainConfig(DataSource):
     """How to meta-train one metric method (saved inside the checkpoint's ``config.json``)."""
 
     method: MetricMethod = "protonet"
-    dataset: str = shared("dataset", "snips", group="data")
-    text_field: str | None = shared("text_field", group="data")
-    label_field: str | None = shared("label_field", group="data")
-    split_field: str | None = shared("split_field", group="data")
-    hf_config: str | None = shared("hf_config", group="data")
     embedder: str | None = shared("embedder")
     cache_dir: str | None = shared("cache_dir", group="models")
     ways: int = opt(5, "classes per episode", group="training")
@@ -73,15 +69,10 @@ class MetricTrainConfig:
 
 
 @dataclass
-class MetaTrainConfig:
+class MetaTrainConfig(DataSource):
     """Everything that decides a meta-training run; saved as ``train.yaml`` in ``out``."""
 
     method: MetaMethod = "reptile"
-    dataset: str = shared("dataset", "snips", group="data")
-    text_field: str | None = shared("text_field", group="data")
-    label_field: str | None = shared("label_field", group="data")
-    split_field: str | None = shared("split_field", group="data")
-    hf_config: str | None = shared("hf_config", group="data")
     model: str | None = shared("model")
     template: str | None = shared("template")
     scoring: Literal["direct", "normalized"] = opt("normalized", "label score the task loss uses")

@@ -10,6 +10,7 @@ import csv
 import json
 from pathlib import Path
 
+from iclmeta.config.source import DataSource
 from iclmeta.data.example import Example, LabelledDataset, deduplicate
 from iclmeta.data.fields import BUILTINS, LABEL_FIELDS, TEXT_FIELDS, pick_field
 from iclmeta.errors import UserError
@@ -51,6 +52,12 @@ def load_dataset(source: str, text_field: str | None = None, label_field: str | 
     ['add_to_playlist', 'book_restaurant']
     """
     return deduplicate(_load(source, text_field, label_field, split_field, hf_config))
+
+
+def load_source(source: DataSource) -> LabelledDataset:
+    """``load_dataset`` for a config's data fields (any ``DataSource``: eval or training)."""
+    return load_dataset(source.dataset, source.text_field, source.label_field,
+                        source.split_field, source.hf_config)
 
 
 def _load(source, text_field, label_field, split_field, hf_config) -> LabelledDataset:

@@ -18,7 +18,7 @@ from pathlib import Path
 from iclmeta.config import EvalConfig
 from iclmeta.io import load_yaml, save_yaml
 from iclmeta.data.example import LabelledDataset
-from iclmeta.data.sources import load_dataset
+from iclmeta.data.sources import load_source
 from iclmeta.harness.distributed import RANK_PATTERN, Processes, merge_rank_files
 from iclmeta.data.episodes import Episode, EpisodePlan, plan_episodes, sample_episodes
 from iclmeta.data.leakage import overlap
@@ -50,8 +50,7 @@ def prepare(config: EvalConfig) -> tuple[LabelledDataset, EpisodePlan, list[Epis
     """Load the dataset, decide the sampling rule, and sample the run's episodes."""
     config.validate()
     check_methods(config.methods)
-    ds = load_dataset(config.dataset, config.text_field, config.label_field,
-                      config.split_field, config.hf_config)
+    ds = load_source(config)
     plan = plan_episodes(ds, config.ways, config.shots, config.queries, config.split,
                          config.class_split, config.split_seed)
     return ds, plan, sample_episodes(ds, plan, config.episodes, config.seed)

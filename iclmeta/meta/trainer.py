@@ -38,7 +38,7 @@ class MetaTrainer:
 
     # -- set-up -------------------------------------------------------------------------
     def setup(self) -> None:
-        from iclmeta.data.sources import load_dataset
+        from iclmeta.data.sources import load_source
         from iclmeta.data.episodes import plan_episodes, sample_episodes
         from iclmeta.data.leakage import training_record
         from iclmeta.meta.lora import LoraSpec, attach_lora
@@ -46,7 +46,7 @@ class MetaTrainer:
         from iclmeta.prompts import PromptBuilder, load_template, template_for
 
         c = self.cfg
-        ds = load_dataset(c.dataset, c.text_field, c.label_field, c.split_field, c.hf_config)
+        ds = load_source(c)
         train = plan_episodes(ds, c.ways, c.shots, c.queries, "meta-train", "disjoint",
                               split_seed=c.split_seed)
         val = plan_episodes(ds, c.ways, c.shots, c.val_queries, "meta-val", "disjoint",

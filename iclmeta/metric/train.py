@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from iclmeta.data.sources import load_dataset
+from iclmeta.data.sources import load_source
 from iclmeta.data.episodes import Episode, EpisodePlan, meta_splits, sample_episodes
 from iclmeta.config import MetricTrainConfig
 from iclmeta.data.leakage import training_record
@@ -145,8 +145,7 @@ def train_metric(cfg: MetricTrainConfig, embedder=None, progress: bool = True,
     """
     cfg.validate()
     started = time.perf_counter()
-    ds = load_dataset(cfg.dataset, cfg.text_field, cfg.label_field, cfg.split_field,
-                      cfg.hf_config)
+    ds = load_source(cfg)
     if embedder is None:
         from iclmeta.retrieval.embedder import Embedder
         cache = None if cfg.cache_dir is None else Path(cfg.cache_dir) / "embeddings"
