@@ -132,3 +132,19 @@ def naive_scores(model, tokenizer, prompts, candidates):
     ids = encode_prompts(tokenizer, prompts)
     with torch.no_grad():
         return naive_logprobs(model, ids, encode_candidates(tokenizer, len(ids), candidates)).numpy()
+
+
+# A three-class question task shared by the prompting tests (tiny template, word-level texts).
+def _tiny_task():
+    from iclmeta.prompts import Template
+    return Template(name="tiny", instruction="the question", chat_instruction="answer the question",
+                    demo="question : {text} answer : {label}", query="question : {text} answer :",
+                    separator=" . ")
+
+
+TINY = _tiny_task()
+NAMES = {"LOC": "location", "NUM": "number", "HUM": "person"}
+LABELS = ("LOC", "NUM", "HUM")
+TEXTS = {"LOC": ["where is the city", "where is a city", "which city is it", "where is it"],
+         "NUM": ["how many a", "what number is it", "how many is the number", "when is it"],
+         "HUM": ["who is the person", "who was it", "who is the user", "who was the person"]}

@@ -13,16 +13,9 @@ from iclmeta.data.episodes import Episode
 from iclmeta.errors import UserError
 from iclmeta.prompting.methods import Instruct, RandomDemos, build_prompt
 from iclmeta.prompting.render import Renderer
-from iclmeta.prompts import PromptBuilder, Template
+from iclmeta.prompts import PromptBuilder
 
-TINY = Template(name="tiny", instruction="the question", chat_instruction="answer the question",
-                demo="question : {text} answer : {label}", query="question : {text} answer :",
-                separator=" . ")
-NAMES = {"LOC": "location", "NUM": "number", "HUM": "person"}
-LABELS = ("LOC", "NUM", "HUM")
-TEXTS = {"LOC": ["where is the city", "where is a city", "which city is it", "where is it"],
-         "NUM": ["how many a", "what number is it", "how many is the number", "when is it"],
-         "HUM": ["who is the person", "who was it", "who is the user", "who was the person"]}
+from conftest import LABELS, NAMES, TEXTS, TINY  # noqa: E402  (shared tiny task)
 
 
 def _episode(pool=3):

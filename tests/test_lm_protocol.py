@@ -20,17 +20,10 @@ from iclmeta.errors import UserError
 from iclmeta.lm.modes import SCORINGS, UNPARSEABLE, parse_label
 from iclmeta.lm.protocol import LM, PairScores, Scores
 from iclmeta.prompting.methods import Instruct, RandomDemos, RetrievedDemos, ZeroShot
-from iclmeta.prompts import PromptBuilder, Template
+from iclmeta.prompts import PromptBuilder
 
 ALPHABET = 128  # add-one smoothing over ASCII
-TINY = Template(name="tiny", instruction="the question", chat_instruction="answer the question",
-                demo="question : {text} answer : {label}", query="question : {text} answer :",
-                separator=" . ")
-NAMES = {"LOC": "location", "NUM": "number", "HUM": "person"}
-LABELS = ("LOC", "NUM", "HUM")
-TEXTS = {"LOC": ["where is the city", "where is a city", "which city is it", "where is it"],
-         "NUM": ["how many a", "what number is it", "how many is the number", "when is it"],
-         "HUM": ["who is the person", "who was it", "who is the user", "who was the person"]}
+from conftest import LABELS, NAMES, TEXTS, TINY  # noqa: E402  (shared tiny task)
 METHODS = {"zero-shot": ZeroShot, "icl": RandomDemos, "retrieval": RetrievedDemos,
            "instruct": Instruct}
 
