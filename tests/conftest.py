@@ -148,3 +148,17 @@ LABELS = ("LOC", "NUM", "HUM")
 TEXTS = {"LOC": ["where is the city", "where is a city", "which city is it", "where is it"],
          "NUM": ["how many a", "what number is it", "how many is the number", "when is it"],
          "HUM": ["who is the person", "who was it", "who is the user", "who was the person"]}
+
+
+def write_word_dataset(folder, words, extra: int, n_classes: int = 20, per_class: int = 8):
+    """A JSONL dataset: class c's texts are words 2c and 2c+1 plus ``extra`` seeded random words."""
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = [{"text": " ".join([words[2 * c], words[2 * c + 1]] + list(rng.choice(words, extra))),
+             "label": f"c{c:02d}"} for c in range(n_classes) for _ in range(per_class)]
+    path = folder / "words.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

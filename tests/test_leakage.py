@@ -52,17 +52,11 @@ def test_eval_refuses_a_checkpoint_trained_on_meta_test_classes(tmp_path, capsys
     """Trained with --split-seed 1, evaluated with the default 0: its meta-train classes leak."""
     import json
 
-    import numpy as np
-
-    from conftest import build_tiny_embedder
+    from conftest import build_tiny_embedder, write_word_dataset
     from iclmeta.cli.main import main
 
     words = [f"w{i}" for i in range(48)]
-    rng = np.random.default_rng(0)
-    rows = [{"text": " ".join([words[2 * c], words[2 * c + 1]] + list(rng.choice(words, 3))),
-             "label": f"c{c:02d}"} for c in range(20) for _ in range(8)]
-    data = tmp_path / "words.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = write_word_dataset(tmp_path, words, extra=3)
     common = ["--dataset", str(data), "--embedder", build_tiny_embedder(tmp_path, words, dim=16),
               "--cache-dir", str(tmp_path / "cache"), "--ways", "3", "--queries", "2",
               "--no-progress"]

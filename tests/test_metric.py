@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import build_tiny_embedder
+from conftest import build_tiny_embedder, write_word_dataset
 
 from iclmeta.cli.main import main
 from iclmeta.config import EvalConfig
@@ -208,11 +208,7 @@ WORDS = [f"w{i}" for i in range(40)]
 
 
 def test_cli_train_then_eval_with_checkpoint(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    rows = [{"text": " ".join([WORDS[2 * c], WORDS[2 * c + 1]] + list(rng.choice(WORDS, 2))),
-             "label": f"c{c:02d}"} for c in range(20) for _ in range(8)]
-    data = tmp_path / "words.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = write_word_dataset(tmp_path, WORDS, extra=2)
     common = ["--dataset", str(data), "--embedder", build_tiny_embedder(tmp_path, WORDS, dim=16),
               "--cache-dir", str(tmp_path / "cache"), "--ways", "3", "--queries", "2"]
     ckpt = tmp_path / "ck"
