@@ -80,7 +80,7 @@ def pick_dtype(dtype: str = "auto", device=None):
 
     float32 on the CPU because bfloat16 there flips a few percent of predictions with the batch
     size and with shared-prefix reuse (its rounding differs with the shapes of the matmuls);
-    float32 costs 1.5-3x in scoring time there (``eval/determinism.py``; figures in
+    float32 costs 1.5-3.4x in scoring time there (``eval/determinism.py``; figures in
     ``eval/README.md``). ``--dtype bfloat16`` remains for speed over reproducibility.
     """
     import torch
