@@ -41,9 +41,9 @@ class EvalConfig(DataSource):
     ways: int | None = opt(None, "classes per episode", group="episodes",
                            default_text="5, or every class when evaluating over all classes")
     shots: list[int] = opt([0, 1, 4], "comma-separated shot counts", group="episodes")
-    # Defaults sized so the bare `iclmeta eval` takes about a minute on 2 CPU cores.
+    # Defaults sized for a first run of a few minutes on 2 CPU cores (about a minute in bf16).
     queries: int | None = opt(2, "query examples per class, or 'all'; the defaults keep a first "
-                              "run near a minute on 2 CPU cores, raise them for tighter CIs",
+                              "run to a few minutes on 2 CPU cores, raise them for tighter CIs",
                               group="episodes", none="all")
     episodes: int = opt(5, "episodes", group="episodes")
     seed: int = opt(0, "episode seed", group="episodes")
