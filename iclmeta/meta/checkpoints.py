@@ -5,24 +5,19 @@ import json
 from pathlib import Path
 
 from iclmeta.errors import UserError
-from iclmeta.io import atomic_path, write_atomic
+from iclmeta.io import write_atomic, write_checkpoint
 
 FORMAT = "iclmeta-lora/1"
 
 
-def save_adapter(folder: Path, kind: str, step: int, tensors: dict, meta: dict,
+def save_adapter(folder: Path, kind: str, tensors: dict, meta: dict,
                  extra_tensors: dict | None = None) -> None:
-    """Write ``KIND-STEP.safetensors`` then, atomically, ``KIND.json`` naming it; prune older."""
+    """Write ``KIND-SHA16.safetensors`` then, atomically, ``adapter.json`` (kind ``best``) or
+    ``checkpoint.json`` naming it, and prune older weights (``io.write_checkpoint``)."""
     from safetensors.torch import save_file
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = f"{kind}-{step:06d}.safetensors"
-    with atomic_path(folder / weights) as tmp:
-        save_file({**tensors, **(extra_tensors or {})}, tmp)
+    weights = {**tensors, **(extra_tensors or {})}
     index = "adapter.json" if kind == "best" else "checkpoint.json"
-    write_atomic(folder / index, json.dumps({**meta, "weights": weights}, indent=1))
-    for old in folder.glob(f"{kind}-*.safetensors"):
-        if old.name != weights:
-            old.unlink(missing_ok=True)
+    write_checkpoint(folder, kind, "safetensors", lambda tmp: save_file(weights, tmp), index, meta)
 
 
 def load_adapter(path: str | Path, index: str = "adapter.json") -> tuple[dict, dict]:

@@ -2,11 +2,11 @@
 
 ``meta_train(config)`` writes to ``config.out``:
 
-- ``adapter.json`` + ``best-STEP.safetensors``: the initialisation with the best meta-val
+- ``adapter.json`` + ``best-SHA16.safetensors``: the initialisation with the best meta-val
   accuracy, with everything needed to reload it (LoRA layout, model, template, scoring,
   training settings). ``adapter.json`` is replaced atomically after its weights file is on
   disk, so it always names a complete checkpoint.
-- ``checkpoint.json`` + ``last-STEP.safetensors``: the latest state (weights, optimiser state,
+- ``checkpoint.json`` + ``last-SHA16.safetensors``: the latest state (weights, optimiser state,
   step), written the same way; a rerun with the same settings resumes from it.
 - ``log.jsonl``: one line per meta-step (loss, seconds) and per validation (accuracy).
 

@@ -123,7 +123,7 @@ class MetaTrainer:
         extra = {}
         if kind == "last":
             extra, meta["optimizer"] = _flatten_optimizer(opt)
-        save_adapter(self.out, kind, step, self.lora.portable(params), meta, extra)
+        save_adapter(self.out, kind, self.lora.portable(params), meta, extra)
 
     def _resume(self):
         """(start step, params, best accuracy, checkpoint optimiser state or None)."""
