@@ -55,7 +55,7 @@ def overlap(record: dict | None, ds: LabelledDataset, classes: Iterable[str]) ->
     if not record:
         return None
     classes = set(classes)
-    same = record.get("fingerprint") == fingerprint(ds) or record.get("dataset") == ds.name
+    same = record.get("dataset") == ds.name or record.get("fingerprint") == fingerprint(ds)
     shared = sorted(classes & set(record.get("train_classes", []))) if same else []
     seen = set(record.get("train_texts", []))
     texts = {text_key(ex.text) for ex in ds.examples if ex.label in classes} & seen
