@@ -60,7 +60,8 @@ def train_config(args):
     cls = next(cls for methods, cls in TRAIN_FAMILIES.values() if args.method in methods)
     mine = {k: v for k, v in given(args, cls).items() if k != "method"}
     for methods, other in TRAIN_FAMILIES.values():
-        foreign = [f for f in dataclasses.fields(other) if f.name in given(args, other)
+        theirs = given(args, other)
+        foreign = [f for f in dataclasses.fields(other) if f.name in theirs
                    and f.name not in mine and f.name != "method"]
         if foreign:
             raise UserError(f"{flag_name(foreign[0])} does not apply to "

@@ -90,16 +90,15 @@ def _load_rows(out: Path, order: list[tuple], proc: Processes) -> list[dict]:
 def row_for(config, ds, plan, method, episode, shots, pred: Prediction, seconds) -> dict:
     """One ``results.jsonl`` row: the episode's identity, the budget, the outcome and its cost.
 
-    ``k`` is the number of demonstrations shown (the prediction's own count when it reports
-    one, else the most any query's prompt held after fitting the window).
+    ``k`` is the number of demonstrations shown: the most any query's prompt held after fitting
+    the window (a method may report its own in ``pred.extra``, which is merged last).
     """
     correct = [p == q.label for p, q in zip(pred.labels, episode.query)]
     n_demos = max((len(d) for d in pred.demo_ids), default=0)
-    shown = pred.extra.get("k", getattr(pred, "k", None))
     row = {
         "dataset": ds.name, "split": plan.split, "class_split": plan.class_split,
         "split_seed": plan.split_seed, "ways": plan.ways, "shots": shots,
-        "k": n_demos if shown is None else int(shown), "support_size": shots * len(episode.classes),
+        "k": n_demos, "support_size": shots * len(episode.classes),
         "episode": episode.id, "seed": config.seed, "query_hash": episode.query_hash,
         "method": method.name, "label": method.name,
         "accuracy": sum(correct) / len(correct), "n_queries": len(correct),

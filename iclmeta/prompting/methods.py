@@ -45,7 +45,7 @@ class RandomSource(NoDemos):
 
 
 class RetrievalSource(NoDemos):
-    """The query's ``n`` nearest neighbours in the episode's K-shot support (FAISS, embeddings)."""
+    """The query's ``n`` nearest neighbours in the episode's K-shot support (sentence embeddings)."""
 
     def __init__(self, resources):
         cfg = resources.config
