@@ -3,6 +3,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -134,6 +135,31 @@ def test_cache_two_processes_write_at_once(cache_dir):
     assert [proc.returncode for proc in procs] == [0, 0], errors
     found = EmbeddingCache(cache_dir, "shared-model").get([f"w1 b29 t{i}" for i in range(20)] + ["absent"])
     assert len(found) == 20 and all((v == 30).all() for v in found.values())
+
+
+FRESH_WRITER = """
+import sys, time, warnings
+import numpy as np
+from iclmeta.retrieval.embedder import EmbeddingCache
+warnings.simplefilter("error")
+directory, start = sys.argv[1], float(sys.argv[2])
+cache = EmbeddingCache(directory, "fresh-model")
+while time.time() < start:  # all writers open the not-yet-existing file at the same moment
+    pass
+cache.put(["a text"], np.ones((1, 4), dtype=np.float32))
+"""
+
+
+def test_cache_file_created_by_several_processes_at_once(tmp_path):
+    # Regression: switching a new file to WAL and creating its tables used to fail at once with
+    # "database is locked" (and silently disable the cache) when another process did the same.
+    for trial in range(5):
+        directory, start = tmp_path / f"cache{trial}", time.time() + 1.0
+        procs = [subprocess.Popen([sys.executable, "-c", FRESH_WRITER, str(directory), str(start)],
+                                  stderr=subprocess.PIPE) for _ in range(4)]
+        errors = [proc.communicate(timeout=120)[1].decode() for proc in procs]
+        assert [proc.returncode for proc in procs] == [0] * 4, errors
+        assert len(EmbeddingCache(directory, "fresh-model").get(["a text"])) == 1
 
 
 def test_encode_rejects_single_string(tiny_embedders, cache_dir):

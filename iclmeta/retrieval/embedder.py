@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import sqlite3
+import time
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 from iclmeta.errors import UserError
 
 PROGRESS_MIN = 256  # show a progress bar only when this many texts need the model
+LOCK_WAIT_S = 60.0  # how long a cache write waits for another process before giving up on the cache
 
 
 def default_cache_dir() -> Path:
@@ -60,13 +62,21 @@ class EmbeddingCache:
         except OSError as err:
             raise UserError(f"cannot create embedding cache folder {self.path.parent} ({err}); "
                             "pass another cache_dir or cache=False") from None
-        conn = sqlite3.connect(self.path, timeout=60)  # waits (retries) while another writer holds the lock
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        with conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            conn.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB NOT NULL) WITHOUT ROWID")
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('model', ?)", (self.model,))
+        # Autocommit mode: every transaction below is opened explicitly with BEGIN IMMEDIATE,
+        # which takes the write lock up front, so SQLite's busy timeout applies instead of the
+        # immediate "database is locked" a deferred read-then-write transaction can get.
+        conn = sqlite3.connect(self.path, timeout=LOCK_WAIT_S, isolation_level=None)
+        try:
+            # Switching a fresh file to WAL needs an exclusive lock and does not wait for it.
+            _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+            conn.execute("PRAGMA synchronous=NORMAL")
+            _write(conn, lambda: (
+                conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)"),
+                conn.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB NOT NULL) WITHOUT ROWID"),
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('model', ?)", (self.model,))))
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _run(self, action, default):
@@ -75,7 +85,7 @@ class EmbeddingCache:
         try:
             conn = self._connect()
             try:
-                return action(conn)
+                return _retry_locked(lambda: action(conn))
             finally:
                 conn.close()
         except sqlite3.Error as err:
@@ -101,12 +111,40 @@ class EmbeddingCache:
     def put(self, texts: list[str], vectors: np.ndarray) -> None:
         rows = [(_key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in zip(texts, vectors)]
 
-        def write(conn):
-            with conn:  # one transaction: all rows or none
-                conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
+        def write(conn):  # one transaction: all rows or none
+            _write(conn, lambda: conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows))
 
         if rows:
             self._run(write, None)
+
+
+def _write(conn: sqlite3.Connection, body) -> None:
+    """Run ``body`` in one write transaction, retried as a whole while the file is locked."""
+    def attempt():
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            body()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    _retry_locked(attempt)
+
+
+def _retry_locked(step, wait_s: float | None = None):
+    """``step()``, retried with growing pauses while SQLite reports a lock, for up to ``wait_s``
+    seconds (default ``LOCK_WAIT_S``); then the last error is raised."""
+    deadline = time.monotonic() + (LOCK_WAIT_S if wait_s is None else wait_s)
+    pause = 0.005
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as err:
+            message = str(err).lower()
+            if ("locked" not in message and "busy" not in message) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 def _key(text: str) -> bytes:
