@@ -8,13 +8,52 @@ from typing import Mapping
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled text. ``id`` is stable across runs; ``split`` is the dataset's own split."""
+    """One labelled input. ``id`` is stable across runs; ``split`` is the dataset's own split.
+
+    A single-text example is just ``text``. A multi-field one (premise + hypothesis, sentence +
+    head + tail, ...) also carries ``fields``, its named inputs in order, and ``text`` is their
+    default joined form (``join_fields``), which is what anything unaware of fields (dedup,
+    leakage hashes, a ``{{text}}`` template, the default embedder text) sees.
+
+    >>> ex = Example.from_fields({"premise": "A dog runs.", "hypothesis": "An animal moves."},
+    ...                          "entailment", "nli:0")
+    >>> print(ex.text)
+    premise: A dog runs.
+    hypothesis: An animal moves.
+    >>> sorted(ex.inputs)
+    ['hypothesis', 'premise', 'text']
+    >>> Example("hi", "greet", "0").inputs
+    {'text': 'hi'}
+    """
 
     text: str
     label: str
     id: str
     split: str | None = None
     meta: Mapping = field(default_factory=dict, compare=False, hash=False)
+    fields: Mapping[str, str] | None = field(default=None, compare=False, hash=False)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str], label: str, id: str,
+                    split: str | None = None, **kw) -> "Example":
+        """An example from named inputs; one field named ``text`` makes a plain example."""
+        fields = {str(k): str(v) for k, v in fields.items()}
+        if list(fields) == ["text"]:
+            return cls(fields["text"], label, id, split, **kw)
+        return cls(join_fields(fields), label, id, split, fields=fields, **kw)
+
+    @property
+    def inputs(self) -> dict[str, str]:
+        """What a template may name: every field, plus ``text`` (the joined form)."""
+        return {**(self.fields or {}), "text": self.text}
+
+
+def join_fields(fields: Mapping[str, str]) -> str:
+    """The default text of a multi-field input: one ``name: value`` line per field; a single
+    field is its value alone."""
+    if len(fields) == 1:
+        return str(next(iter(fields.values())))
+    return "\n".join(f"{name}: {value}" for name, value in fields.items())
 
 
 @dataclass
