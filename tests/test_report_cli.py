@@ -106,6 +106,105 @@ def test_all_pairs_put_the_better_label_first(run):
     assert diffs[(diffs["a"] == "icl") & (diffs["b"] == "icl+0.1")].empty
 
 
+def best_rows():
+    """a is best at 1 shot, c at 4 shots; b is never best (5 episodes each)."""
+    acc = {("a", 1): 0.7, ("b", 1): 0.5, ("c", 1): 0.6, ("a", 4): 0.7, ("b", 4): 0.6,
+           ("c", 4): 0.9}
+    return [row(m, s, ep, a + 0.02 * ep * (m == "b")) for (m, s), a in acc.items()
+            for ep in range(5)]
+
+
+def test_report_without_baseline_compares_every_method_with_the_best(tmp_path):
+    run = write_run(tmp_path / "best", best_rows())
+    diffs = paired_differences(load_runs(run), versus="best")
+    assert diffs.attrs["best"] == {1: "a", 4: "c"}
+    assert list(zip(diffs["a"], diffs["b"], diffs["shots"])) == [
+        ("b", "a", 1), ("c", "a", 1), ("a", "c", 4), ("b", "c", 4)]
+    assert (diffs["diff"] <= 0).all() and diffs.set_index(["a", "shots"]).loc[
+        ("c", 1), "diff"] == pytest.approx(-0.1)
+    written = write_report(run, out=tmp_path / "rep")
+    table = (tmp_path / "rep" / "paired_differences.csv").read_text().splitlines()
+    assert len(table) == 1 + 4  # labels - 1 comparisons per shot count, not every pair
+    assert "| b − a (best) | 1 |" in written.text and "| a − c (best) | 4 |" in written.text
+    assert "| a | **70.0 ± 0.0** | 70.0 ± 0.0 |" in written.text  # the best is marked
+    assert "| c | 60.0 ± 0.0 | **90.0 ± 0.0** |" in written.text
+    assert "with the best method at each shot count" in written.text
+    # --baseline: every label against it, as before; nothing in bold
+    with_baseline = write_report(run, out=tmp_path / "rep-b", baseline="b").text
+    assert "| a − b | 1 |" in with_baseline and "**" not in with_baseline
+
+
+def many_method_curve(n=12, low=0.7):
+    import pandas as pd
+
+    return pd.DataFrame([{"label": f"method {i}", "shots": s, "mean": low + 0.01 * i + 0.02 * s,
+                          "ci95": 0.03, "ci_low": low + 0.01 * i + 0.02 * s - 0.03,
+                          "ci_high": low + 0.01 * i + 0.02 * s + 0.03, "n_episodes": 10,
+                          "adapt_steps": float("nan")} for i in range(n) for s in (1, 4)])
+
+
+def test_shot_curve_plot_stays_readable_with_many_methods():
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import to_hex
+
+    from iclmeta.report.plots import plot_shot_curve
+    from iclmeta.report.styles import OKABE_ITO
+
+    curve = many_method_curve(12)
+    fig = plot_shot_curve(curve, chance=0.2)
+    ax = fig.axes[0]
+    lines = [ln for ln in ax.get_lines() if ln.get_label().startswith("method")]
+    looks = {(to_hex(ln.get_color()), ln.get_marker()) for ln in lines}
+    assert len(lines) == 12 and len(looks) == 12  # every method its own colour and marker
+    assert {c for c, _ in looks} <= {c.lower() for c in OKABE_ITO}  # colour-blind-safe palette
+    # no shaded bands with this many methods (error bars instead)
+    assert not [c for c in ax.collections if isinstance(c, PolyCollection)]
+    low, high = ax.get_ylim()  # from the data's intervals (69%-92%), not from chance (20%)
+    assert 60 < low < 69 and 92 < high < 100
+    assert not [ln for ln in ax.get_lines() if ln.get_label().startswith("chance")]
+    assert any("chance 20%" in t.get_text() for t in ax.texts)
+    # a few methods near chance: shaded bands, and chance is a line inside the range
+    few = many_method_curve(2, low=0.22)
+    ax = plot_shot_curve(few, chance=0.2).axes[0]
+    assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 2
+    assert [ln for ln in ax.get_lines() if ln.get_label().startswith("chance")]
+    assert ax.get_ylim()[0] <= 20
+
+
+def test_adapt_curve_plot_uses_data_limits_and_distinct_styles():
+    from iclmeta.report.plots import plot_adapt_curve
+
+    curve = many_method_curve(10).drop(columns="adapt_steps").rename(
+        columns={"shots": "adapt_steps"}).assign(shots=4)
+    fig = plot_adapt_curve(curve, chance=0.1)
+    ax = fig.axes[0]
+    looks = {(ln.get_color(), ln.get_marker()) for ln in ax.get_lines()
+             if ln.get_label().startswith("method")}
+    assert len(looks) == 10 and ax.get_ylim()[0] > 60
+
+
+def test_report_help_lists_the_files(capsys):
+    """Needs iclmeta/cli/args.py to put ``files_help()`` in the report parser's epilog."""
+    from iclmeta.report.files import REPORT_FILES
+
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for pattern, text in REPORT_FILES:
+        assert pattern in help_text and " ".join(text.split()[:3]) in help_text, pattern
+    assert "every pair" not in help_text  # the default is now the best method
+
+
+def test_report_describe_lists_each_file(run, tmp_path, capsys):
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    printed = capsys.readouterr().out
+    listing = printed[printed.index("wrote "):].splitlines()
+    assert listing[0].startswith("wrote ") and listing[0].endswith(f"{tmp_path / 'rep'}:")
+    written = sorted(p.name for p in (tmp_path / "rep").iterdir())
+    assert sorted(line.split()[0] for line in listing[1:]) == written
+    assert all(len(line.split()) > 3 for line in listing[1:])  # each file says what it holds
+
+
 def test_runs_differing_only_in_adapt_steps_share_a_label(tmp_path):
     steps = {k: write_run(tmp_path / f"steps{k}", [
         row("maml", 1, ep, 0.5 + 0.1 * k, adapt_steps=k, options={"adapt_steps": k, "lr": 0.3})

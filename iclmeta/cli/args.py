@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 from typing import get_type_hints
 
 from iclmeta.cli.flags import add_fields, add_flag, sections, shared_help
@@ -84,9 +85,12 @@ def add_train_parser(sub) -> None:
               "Episodic meta-training on the meta-train classes of a class-disjoint split; the "
               "best step on meta-val is saved to --out. --method picks the family: flags of the "
               "other family are errors.", TRAIN_EPILOG)
-    tr.add_argument("--method", required=True, choices=sorted(TRAINABLE + META_METHODS))
+    tr.add_argument("--method", required=True, choices=sorted(TRAINABLE + META_METHODS),
+                    help=f"what to train: a metric method ({', '.join(TRAINABLE)}) or a LoRA "
+                         f"meta-learner ({', '.join(META_METHODS)}); it picks the family")
     groups = sections(tr, TRAIN_SECTIONS)
-    families = [(label, {f.name: f for f in dataclasses.fields(cls)}, get_type_hints(cls))
+    families = [(label, {f.name: f for f in dataclasses.fields(cls)},
+                 get_type_hints(cls, include_extras=True))
                 for label, (_, cls) in TRAIN_FAMILIES.items()]
     names = dict.fromkeys(n for _, fs, _ in families for n in fs if n != "method")
     for name in names:
@@ -98,28 +102,53 @@ def add_train_parser(sub) -> None:
 
 
 def add_report_parser(sub) -> None:
-    rp = _sub(sub, "report", "merge runs into tables, paired differences and plots",
-              "Merge run folders and write report.md, CSV tables (shot_curve, "
-              "paired_differences,\nadapt_curve) and PNG/SVG figures: accuracy vs shots with "
-              "95% CI bands, paired differences\nbetween methods on the same episodes, and "
-              "accuracy vs adaptation steps for gradient methods.", "examples:\n  iclmeta "
-              "report runs/latest\n  iclmeta report runs/icl runs/maml --baseline icl --out "
-              "runs/compare")
+    from iclmeta.report.files import files_help  # light: names and descriptions only
+    rp = _sub(sub, "report", "merge runs into tables, paired differences, metrics and plots",
+              "Merge run folders and write report.md, CSV tables and figures: accuracy vs shots "
+              "with 95% CIs,\npaired differences with the best method at each shot count (or "
+              "--baseline) on the same\nepisodes, macro-F1, per-class accuracy, confusion "
+              "matrices, expected calibration error when\nper-label scores were logged, and "
+              "accuracy vs adaptation steps for gradient methods.",
+              files_help() + "\n\nexamples:\n  iclmeta report runs/latest\n  iclmeta report "
+              "runs/icl runs/maml --baseline icl --out runs/compare")
     rp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders written by 'eval'")
     rp.add_argument("--out", help="report folder (default: FIRST_RUN_DIR/report)")
     rp.add_argument("--baseline", metavar="LABEL", help="compare every method with this one "
-                    "(default: every pair, the better of the two first)")
+                    "(default: with the best method at each shot count)")
+
+
+def add_ls_parser(sub) -> None:
+    ls = _sub(sub, "ls", "list methods, datasets, tasks, templates and models",
+              "List what there is to choose from, one line each (loads no model).",
+              "examples:\n  iclmeta ls\n  iclmeta ls tasks")
+    ls.add_argument("section", nargs="?", metavar="SECTION",
+                    choices=("methods", "datasets", "tasks", "templates", "models"),
+                    help="one of methods, datasets, tasks, templates, models (default: all)")
+
+
+def version() -> str:
+    """The installed distribution's version; in a checkout that was never installed, the
+    package's own ``__version__``."""
+    try:
+        return importlib.metadata.version("iclmeta")
+    except importlib.metadata.PackageNotFoundError:
+        from iclmeta import __version__
+        return __version__
 
 
 def build_parser(methods: list[str]) -> Parser:
     """The whole command line; ``methods`` are the registry's names (for ``--method`` help)."""
     parser = Parser(prog="iclmeta", description="Few-shot learning with language models on "
                     "one episodic benchmark harness.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    parser.add_argument("--version", action="version", version=f"iclmeta {version()}",
+                        help="print the installed version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
+                                title="commands", help="'iclmeta COMMAND --help' for its flags")
     add_eval_parser(sub, methods)
     add_report_parser(sub)
     add_prompt_parser(sub)
     add_train_parser(sub)
+    add_ls_parser(sub)
     return parser
 
 

@@ -2,7 +2,10 @@
 
 Every function takes the tidy frame from ``iclmeta.report.stats`` and returns a matplotlib
 ``Figure`` drawn on the Agg canvas (no pyplot state, no GUI), or draws into ``ax`` when given
-one. matplotlib is imported inside the functions.
+one. matplotlib is imported inside the functions. Colours, markers, line styles, bands and the
+accuracy range come from ``iclmeta.report.styles`` so that 9+ methods stay distinct: an
+Okabe–Ito colour and a marker per label, shaded bands only for a few labels, and a y-axis
+spanning the data (chance is a line only when it falls inside).
 
 >>> from iclmeta.report.stats import load_runs, shot_curve
 >>> fig = plot_shot_curve(shot_curve(load_runs("runs/latest")))  # doctest: +SKIP
@@ -15,6 +18,12 @@ import math
 from pathlib import Path
 
 from iclmeta.io import atomic_path
+from iclmeta.report.styles import (BAND_ALPHA, MARKERS, OKABE_ITO, chance_in_range,
+                                   label_colors, label_styles, resolve_styles, use_bands,
+                                   y_limits)
+
+__all__ = ["display_name", "label_colors", "label_styles", "plot_adapt_curve",
+           "plot_paired_differences", "plot_shot_curve", "save_figure"]
 
 
 def _axes(ax, size: tuple[float, float], ncols: int = 1):
@@ -30,42 +39,60 @@ def _axes(ax, size: tuple[float, float], ncols: int = 1):
     return fig, list(axes)
 
 
-def label_colors(labels) -> dict:
-    """A fixed colour per label (tab10 in label order), shared by every figure of a report."""
-    from matplotlib import colormaps
-
-    palette = colormaps["tab10"].colors
-    return {label: palette[i % len(palette)] for i, label in enumerate(dict.fromkeys(labels))}
-
-
 def display_name(label: str, group) -> str:
     """The legend text: gradient methods say how many adaptation steps their points use."""
     steps = group["adapt_steps"].max() if "adapt_steps" in group else math.nan
     return label if math.isnan(steps) else f"{label} ({int(steps)} steps)"
 
 
-def _curve(ax, x, g, color, name, marker="o"):
+def _nudge(ax, i: int, n: int):
+    """Data coordinates shifted sideways by a few points per label, so error bars of many
+    labels at one x sit side by side instead of on top of each other."""
+    from matplotlib.transforms import ScaledTranslation
+
+    offset = (i - (n - 1) / 2) * min(0.04, 0.3 / max(n, 1))  # inches
+    return ax.transData + ScaledTranslation(offset, 0, ax.figure.dpi_scale_trans)
+
+
+def _curve(ax, x, g, style, name, bands: bool, transform=None):
+    """One label's line; its 95% interval as a band (few labels) or thin error bars (many)."""
     lo, hi = (100 * g["ci_low"].clip(0, 1)), (100 * g["ci_high"].clip(0, 1))
-    ax.plot(x, 100 * g["mean"], marker=marker, ms=5, lw=2, color=color, label=name)
-    ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)  # NaN (one episode): no band
-    if len(g) == 1 and lo.notna().all():  # a one-point band has no width: an error bar
-        mean = 100 * g["mean"]
-        ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], color=color, capsize=4, lw=1.5)
+    mean = 100 * g["mean"]
+    transform = transform or ax.transData
+    ax.plot(x, mean, ms=5, lw=1.8, label=name, transform=transform, **style)
+    has_ci = lo.notna() & hi.notna()  # NaN (one episode): no interval
+    if bands and len(g) > 1:
+        ax.fill_between(x, lo, hi, color=style["color"], alpha=BAND_ALPHA, lw=0)
+    elif has_ci.any():  # many labels, or a one-point band with no width: error bars
+        ax.errorbar(x[has_ci], mean[has_ci], yerr=[(mean - lo)[has_ci], (hi - mean)[has_ci]],
+                    fmt="none", ecolor=style["color"], elinewidth=1, capsize=2, alpha=0.8,
+                    transform=transform)
 
 
-def _finish(ax, xlabel: str, ticks, chance: float | None):
-    if chance:
+def _finish(ax, xlabel: str, ticks, chance: float | None, limits: tuple[float, float]):
+    """Ticks, grid, the data's accuracy range, and chance: a line inside it, else a note."""
+    ax.set_ylim(*limits)
+    if chance_in_range(chance, limits):
         ax.axhline(100 * chance, color="0.45", lw=1, ls=":", label=f"chance ({chance:.0%})")
+    elif chance is not None:
+        where = "below" if 100 * chance < limits[0] else "above"
+        ax.annotate(f"chance {chance:.0%} ({where} the axis)", xy=(0.01, 0.01 if where ==
+                    "below" else 0.97), xycoords="axes fraction", fontsize=8, color="0.35",
+                    va="bottom" if where == "below" else "top")
+    _x_limits(ax, ticks)
     ax.set_xlabel(xlabel)
     ax.set_xticks(list(ticks), [str(int(t)) for t in ticks])
     ax.minorticks_off()
     ax.grid(alpha=0.3)
 
 
-def _clamp_percent(ax):
-    """Accuracy axes never extend past 0-100%, whatever the CI bands say."""
-    low, high = ax.get_ylim()
-    ax.set_ylim(max(low, 0), min(high, 100))
+def _x_limits(ax, ticks, margin: float = 0.05):
+    """The x range of the ticks plus a margin in the axis' own scale (symlog or linear): room
+    for nudged error bars, which autoscaling does not see."""
+    scale = ax.xaxis.get_transform()
+    low, high = scale.transform([[min(ticks)], [max(ticks)]])[:, 0]
+    pad = margin * (high - low) if high > low else 0.5
+    ax.set_xlim(*scale.inverted().transform([[low - pad], [high + pad]])[:, 0])
 
 
 def _legend(ax, curve, ncol: int = 1):
@@ -79,50 +106,56 @@ def _legend(ax, curve, ncol: int = 1):
 
 
 def plot_shot_curve(curve, ax=None, title: str | None = None, chance: float | None = None,
-                    colors: dict | None = None):
-    """Accuracy (%) against shots per class, one line per label with its 95% CI band.
+                    colors: dict | None = None, styles: dict | None = None):
+    """Accuracy (%) against shots per class, one line per label with its 95% interval.
 
-    A label measured only at 0 shots (zero-shot) is a dashed horizontal reference line.
-    ``chance`` (e.g. 1/ways) adds a dotted chance line; ``colors`` maps label -> colour.
+    Each label has its own colour, marker and line style (``label_styles``); up to
+    ``BAND_LIMIT`` labels the intervals are shaded bands, beyond it thin error bars. A label
+    measured only at 0 shots (zero-shot) is a dashed horizontal reference line. The y-axis spans
+    the data's intervals (``y_limits``); ``chance`` (e.g. 1/ways) is a dotted line when inside
+    it, else a note. ``colors`` (label -> colour) or ``styles`` override the defaults.
     """
     fig, (ax,) = _axes(ax, (7.5, 4.5))
-    colors = colors or label_colors(curve["label"])
+    labels = list(dict.fromkeys(curve["label"]))
+    styles, bands = resolve_styles(labels, colors, styles), use_bands(len(labels))
     shots = sorted(curve["shots"].unique())
-    for label, g in curve.groupby("label", sort=False):
+    for i, (label, g) in enumerate(curve.groupby("label", sort=False)):
         g = g.sort_values("shots")
         if len(shots) > 1 and list(g["shots"]) == [0]:
-            _reference_line(ax, g, colors[label], display_name(label, g))
+            _reference_line(ax, g, styles[label], display_name(label, g), bands)
         else:
-            _curve(ax, g["shots"], g, colors[label], display_name(label, g))
+            _curve(ax, g["shots"], g, styles[label], display_name(label, g), bands,
+                   None if bands else _nudge(ax, i, len(labels)))
     ax.set_xscale("symlog", linthresh=1, linscale=0.6)  # 0 stays on the axis; 1, 4, 16 spread
-    _finish(ax, "shots per class (K)", shots, chance)
-    _clamp_percent(ax)
+    _finish(ax, "shots per class (K)", shots, chance, y_limits(curve))
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title or "Accuracy vs number of shots (mean, 95% CI over episodes)", fontsize=11)
     _legend(ax, curve)
     return fig
 
 
-def _reference_line(ax, g, color, name):
+def _reference_line(ax, g, style, name, band: bool):
     mean, lo, hi = (100 * float(g[c].iloc[0]) for c in ("mean", "ci_low", "ci_high"))
-    ax.axhline(mean, color=color, lw=1.5, ls="--", label=f"{name} (K=0)")
-    if lo == lo:  # one episode has no interval (NaN): no band
-        ax.axhspan(max(lo, 0), min(hi, 100), color=color, alpha=0.08, lw=0)
+    ax.axhline(mean, color=style["color"], lw=1.5, ls="--", label=f"{name} (K=0)")
+    if band and lo == lo:  # one episode has no interval (NaN): no band
+        ax.axhspan(max(lo, 0), min(hi, 100), color=style["color"], alpha=BAND_ALPHA / 2, lw=0)
 
 
 def plot_adapt_curve(curve, title: str | None = None, chance: float | None = None,
-                     colors: dict | None = None):
+                     colors: dict | None = None, styles: dict | None = None):
     """Accuracy (%) against test-time adaptation steps, one panel per shot count."""
     shots = sorted(curve["shots"].unique())
     fig, axes = _axes(None, (3.4 * len(shots) + 2.2, 4), ncols=len(shots))
-    colors = colors or label_colors(curve["label"])
+    labels = list(dict.fromkeys(curve["label"]))
+    styles, bands = resolve_styles(labels, colors, styles), use_bands(len(labels))
+    limits = y_limits(curve)  # shared y: from every panel's data
     for ax, k in zip(axes, shots):
         for label, g in curve[curve["shots"] == k].groupby("label", sort=False):
             g = g.sort_values("adapt_steps")
-            _curve(ax, g["adapt_steps"], g, colors[label], label)
-        _finish(ax, "adaptation steps", sorted(curve["adapt_steps"].unique()), chance)
+            _curve(ax, g["adapt_steps"], g, styles[label], label, bands,
+                   None if bands else _nudge(ax, labels.index(label), len(labels)))
+        _finish(ax, "adaptation steps", sorted(curve["adapt_steps"].unique()), chance, limits)
         ax.set_title(f"{k}-shot", fontsize=10)
-    _clamp_percent(axes[0])  # shared y: once, after every panel has its data
     axes[0].set_ylabel("accuracy (%)")
     handles, names = axes[0].get_legend_handles_labels()
     axes[-1].legend(handles, names, fontsize=9, loc="upper left", bbox_to_anchor=(1.02, 1),
@@ -133,8 +166,6 @@ def plot_adapt_curve(curve, title: str | None = None, chance: float | None = Non
 
 def plot_paired_differences(diffs, ax=None, title: str | None = None):
     """Forest plot of paired differences A − B (percentage points), one marker per shot count."""
-    from matplotlib import colormaps
-
     pairs = list(dict.fromkeys(zip(diffs["a"], diffs["b"])))
     shots = sorted(diffs["shots"].unique())
     fig, (ax,) = _axes(ax, (7.5, max(2.6, 1.3 + 0.2 * len(pairs) * len(shots))))
@@ -145,9 +176,8 @@ def plot_paired_differences(diffs, ax=None, title: str | None = None):
         # one paired episode has no interval (NaN): a bare marker
         err = [100 * (g["diff"] - g["ci_low"]).fillna(0),
                100 * (g["ci_high"] - g["diff"]).fillna(0)]
-        color = colormaps["viridis"](j / max(len(shots) - 1, 1) * 0.9)
-        ax.errorbar(100 * g["diff"], y, xerr=err, fmt="o", ms=5, capsize=3, color=color,
-                    label=f"{k}-shot")
+        ax.errorbar(100 * g["diff"], y, xerr=err, fmt=MARKERS[j % len(MARKERS)], ms=5,
+                    capsize=3, color=OKABE_ITO[j % len(OKABE_ITO)], label=f"{k}-shot")
     for i in range(0, len(pairs), 2):  # banding keeps each comparison's markers together
         ax.axhspan(i - 0.5, i + 0.5, color="0.94", lw=0, zorder=0)
     ax.axvline(0, color="0.3", lw=1)

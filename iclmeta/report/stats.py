@@ -32,7 +32,7 @@ from iclmeta.errors import UserError
 from iclmeta.report.intervals import (few_episodes_note, format_ci, mean_ci, paired_t_interval,
                                       t95)
 
-__all__ = ["adapt_curve", "final_step_rows", "format_table", "load_runs", "mean_ci",
+__all__ = ["adapt_curve", "best_labels", "final_step_rows", "format_table", "load_runs", "mean_ci",
            "paired_differences", "shot_curve", "summarize", "t95", "write_summary"]
 
 
@@ -160,6 +160,19 @@ def adapt_curve(data):
     return _aggregate(df[df["adapt_steps"].notna()], ["label", "shots", "adapt_steps"])
 
 
+def best_labels(data) -> dict:
+    """The label with the highest mean accuracy at each shot count: {shots: label}.
+
+    >>> import pandas as pd
+    >>> best_labels(pd.DataFrame({"label": ["a", "b", "a", "b"], "shots": [1, 1, 4, 4],
+    ...                           "accuracy": [0.5, 0.6, 0.9, 0.7], "adapt_steps": None}))
+    {1: 'b', 4: 'a'}
+    """
+    means = _final_steps(_frame(data)).groupby(["shots", "label"], sort=False)["accuracy"].mean()
+    best = means.groupby(level="shots").idxmax()  # the first of a tie: labels keep run order
+    return {getattr(k, "item", lambda: k)(): label for k, (_, label) in best.items()}
+
+
 def _comparisons(df, wide, baseline: str | None) -> list[tuple[str, str]]:
     means = df.groupby("label", sort=False)["accuracy"].mean()
     if baseline is not None:
@@ -172,24 +185,32 @@ def _comparisons(df, wide, baseline: str | None) -> list[tuple[str, str]]:
     return [(b, a) if (wide[a] - wide[b]).mean() < 0 else (a, b) for a, b in pairs]
 
 
-def paired_differences(data, baseline: str | None = None):
+VERSUS = ("all", "best")  # what paired_differences compares when no baseline is given
+
+
+def paired_differences(data, baseline: str | None = None, versus: str = "all"):
     """Paired accuracy differences A − B on the same episodes, with a paired 95% t-interval.
 
     Rows pair only when everything that defines an episode matches (``runs.PAIR_KEY``:
     dataset, class rule, split, split seed, ways, seed, episode and the query fingerprint) at
     the same shot count; rows of one episode that saw different queries are refused (UserError).
     The interval is mean ± t(0.975, n−1)·sd/√n over the n paired episodes (NaN for one).
-    With ``baseline`` every other label is compared with it; otherwise every pair once, with A
-    the better of the two on their shared episodes. Columns: a, b, shots, diff, ci_low,
-    ci_high, n_pairs, frac_a_better, frac_tie. Labels whose rows record no queries (runs
-    written before query fingerprints) cannot be paired: they are listed in
-    ``attrs["unpaired"]``.
+    With ``baseline`` every other label is compared with it (B = baseline). Otherwise
+    ``versus="best"`` compares every label with the best one at each shot count (B = the
+    highest mean accuracy there, see ``best_labels``; ``attrs["best"]`` holds {shots: label}),
+    and ``versus="all"`` every pair once, with A the better of the two on their shared
+    episodes. Columns: a, b, shots, diff, ci_low, ci_high, n_pairs, frac_a_better, frac_tie.
+    Labels whose rows record no queries (runs written before query fingerprints) cannot be
+    paired: they are listed in ``attrs["unpaired"]``.
 
-    >>> paired_differences(load_runs("runs/latest"), baseline="icl")  # doctest: +SKIP
+    >>> paired_differences(load_runs("runs/latest"), versus="best").attrs["best"]  # doctest: +SKIP
+    {0: 'zero-shot', 1: 'retrieval', 4: 'retrieval'}
     """
     import pandas as pd
     from iclmeta.report.runs import PAIR_KEY, check_pairable
 
+    if versus not in VERSUS:
+        raise UserError(f"unknown versus={versus!r}; choose one of: {', '.join(VERSUS)}")
     df = _final_steps(_frame(data))
     labels = list(dict.fromkeys(df["label"]))
     if baseline is not None and baseline not in labels:
@@ -197,26 +218,35 @@ def paired_differences(data, baseline: str | None = None):
     known = df["query_hash"].fillna("").astype(str) != "" if "query_hash" in df else False
     unpaired = sorted(set(df.loc[~known, "label"])) if "query_hash" in df else labels
     df = df[known] if "query_hash" in df else df.iloc[:0]
-    out = []
+    out, best = [], {}
     if not df.empty:
         check_pairable(df)
         wide = df.pivot_table(index=[*PAIR_KEY, "shots"], columns="label", values="accuracy",
                               aggfunc="first")
-        out = _differences(df, wide, baseline)
+        if baseline is None and versus == "best":
+            best = best_labels(df)
+            out = _differences(wide, [(a, None) for a in dict.fromkeys(df["label"])], best)
+            out.sort(key=lambda r: r["shots"])  # stable: run order within each shot count
+        else:
+            out = _differences(wide, _comparisons(df, wide, baseline))
     out = pd.DataFrame(out, columns=["a", "b", "shots", "diff", "ci_low", "ci_high", "n_pairs",
                                      "frac_a_better", "frac_tie"])
-    out.attrs["unpaired"] = unpaired
+    out.attrs.update(unpaired=unpaired, best=best)
     return out
 
 
-def _differences(df, wide, baseline) -> list[dict]:
+def _differences(wide, pairs, best: dict | None = None) -> list[dict]:
+    """One record per pair and shot count; B None means the best label at that shot count."""
     out = []
-    for a, b in _comparisons(df, wide, baseline):
+    for a, b in pairs:
         for shots, g in wide.groupby(level="shots"):
-            d = (g[a] - g[b]).dropna().to_numpy()
+            ref = b if b is not None else (best or {}).get(shots)
+            if ref is None or ref == a:
+                continue
+            d = (g[a] - g[ref]).dropna().to_numpy()
             if len(d):
                 low, high = paired_t_interval(d)
-                out.append({"a": a, "b": b, "shots": shots, "diff": float(d.mean()),
+                out.append({"a": a, "b": ref, "shots": shots, "diff": float(d.mean()),
                             "ci_low": low, "ci_high": high, "n_pairs": len(d),
                             "frac_a_better": float((d > 0).mean()),
                             "frac_tie": float((d == 0).mean())})

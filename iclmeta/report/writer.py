@@ -1,8 +1,12 @@
 """The report folder behind ``iclmeta report``: markdown, CSV tables and figures.
 
 Accuracy cells are mean ± the 95% t-interval over episodes ("n/a" for one episode); paired
-differences use the paired t-interval over the shared episodes. Cells resting on fewer than 10
-episodes get a warning line; labels whose rows cannot be paired (no query fingerprint) are named.
+differences use the paired t-interval over the shared episodes, against ``baseline`` or, by
+default, against the best method at each shot count (in bold in the accuracy table). Cells
+resting on fewer than 10 episodes get a warning line; labels whose rows cannot be paired (no
+query fingerprint) are named. Beside accuracy: macro-F1, per-class accuracy, a confusion matrix
+per method and, when per-label scores were logged, expected calibration error
+(``iclmeta.report.metrics``). ``files.REPORT_FILES`` says what each written file holds.
 
 >>> written = write_report(["runs/icl", "runs/retrieval"], out="runs/report")  # doctest: +SKIP
 >>> print(written.text)  # doctest: +SKIP
@@ -13,9 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iclmeta.io import write_atomic
-from iclmeta.report.intervals import few_episodes_note, format_ci
-from iclmeta.report.stats import adapt_curve, load_runs, paired_differences, shot_curve
+from iclmeta.report.files import describe_file
+from iclmeta.report.intervals import few_episodes_note
+from iclmeta.report.metrics import (calibration, confusion_counts, macro_f1_curve,
+                                    metrics_table, per_class_accuracy)
 from iclmeta.report.runs import results_path
+from iclmeta.report.stats import adapt_curve, load_runs, paired_differences, shot_curve
+from iclmeta.report.tables import (accuracy_markdown, calibration_markdown,
+                                   differences_heading, differences_markdown)
+
+__all__ = ["WrittenReport", "accuracy_markdown", "differences_markdown", "write_report"]
 
 
 @dataclass
@@ -27,44 +38,11 @@ class WrittenReport:
     files: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        names = ", ".join(Path(f).name for f in self.files)
-        return f"wrote {len(self.files)} files to {self.out}: {names}"
-
-
-def _pct(value: float, sign: bool = False) -> str:
-    return f"{100 * value:+.1f}" if sign else f"{100 * value:.1f}"
-
-
-def accuracy_markdown(curve) -> str:
-    """Methods as rows, shot counts as columns: ``mean ± 95% CI`` accuracy in percent.
-
-    >>> import pandas as pd
-    >>> curve = pd.DataFrame({"label": ["icl"], "shots": [1], "mean": [0.5], "ci95": [0.1],
-    ...                       "n_episodes": [6], "adapt_steps": [float("nan")]})
-    >>> print(accuracy_markdown(curve).splitlines()[2])
-    | icl | 50.0 ± 10.0 |
-    >>> print(accuracy_markdown(curve.assign(ci95=float("nan"))).splitlines()[2])
-    | icl | 50.0 ± n/a |
-    """
-    shots = sorted(curve["shots"].unique())
-    lines = ["| method | " + " | ".join(f"{k}-shot" for k in shots) + " |",
-             "|---" * (len(shots) + 1) + "|"]
-    for label, g in curve.groupby("label", sort=False):
-        cells = {k: format_ci(m, c) for k, m, c in zip(g["shots"], g["mean"], g["ci95"])}
-        lines.append(f"| {label} | " + " | ".join(cells.get(k, "—") for k in shots) + " |")
-    return "\n".join(lines)
-
-
-def differences_markdown(diffs) -> str:
-    """One line per comparison and shot count: A − B in points, paired t-interval, win rate."""
-    lines = ["| comparison | shots | A − B (pts) | 95% CI | A better | tie | episodes |",
-             "|---|---|---|---|---|---|---|"]
-    for r in diffs.itertuples():
-        ci = "n/a" if r.ci_low != r.ci_low else \
-            f"[{_pct(r.ci_low, True)}, {_pct(r.ci_high, True)}]"
-        lines.append(f"| {r.a} − {r.b} | {r.shots} | {_pct(r.diff, True)} | {ci} | "
-                     f"{r.frac_a_better:.0%} | {r.frac_tie:.0%} | {r.n_pairs} |")
-    return "\n".join(lines)
+        """'wrote N files to OUT:' and one line per file saying what it holds."""
+        names = [Path(f).name for f in self.files]
+        width = max(map(len, names), default=0) + 2
+        return "\n".join([f"wrote {len(names)} files to {self.out}:"]
+                         + [f"  {n.ljust(width)}{describe_file(n)}".rstrip() for n in names])
 
 
 def _notes(df, curve) -> str:
@@ -89,10 +67,9 @@ def _chance(df) -> float | None:
     return 1 / ways.pop() if len(ways) == 1 and all(ways) else None
 
 
-def _write_tables(out: Path, curve, diffs, adapt) -> list[str]:
+def _write_tables(out: Path, frames: dict) -> list[str]:
     files = []
-    for name, frame in (("shot_curve", curve), ("paired_differences", diffs),
-                        ("adapt_curve", adapt)):
+    for name, frame in frames.items():
         if len(frame):
             write_atomic(out / f"{name}.csv", frame.to_csv(index=False))
             files.append(str(out / f"{name}.csv"))
@@ -110,15 +87,16 @@ def _context(df, curve) -> str:
 
 def _write_figures(out: Path, df, curve, diffs, adapt) -> list[str]:
     from iclmeta.report.plots import (label_colors, plot_adapt_curve, plot_paired_differences,
-                        plot_shot_curve, save_figure)
+                                      plot_shot_curve, save_figure)
 
     chance, colors, context = _chance(df), label_colors(curve["label"]), _context(df, curve)
     files = save_figure(plot_shot_curve(curve, chance=chance, colors=colors,
                                         title=f"Accuracy vs shots ({context}; 95% CI)"),
                         out / "shot_curve")
     if len(diffs):
+        versus = " with the best at each shot count\n" if diffs.attrs.get("best") else " "
         files += save_figure(plot_paired_differences(
-            diffs, title=f"Paired differences on the same episodes ({context}; 95% CI)"),
+            diffs, title=f"Paired differences{versus}on the same episodes ({context}; 95% CI)"),
             out / "paired_differences")
     if len(adapt):
         files += save_figure(plot_adapt_curve(
@@ -128,28 +106,77 @@ def _write_figures(out: Path, df, curve, diffs, adapt) -> list[str]:
     return files
 
 
-def write_report(runs, out=None, baseline: str | None = None) -> WrittenReport:
-    """Merge run folders and write report.md, CSV tables and PNG/SVG figures into ``out``.
+def _write_confusions(out: Path, df, per_class, context: str) -> list[str]:
+    """One confusion matrix PNG per method, at its largest shot count with recorded queries."""
+    from iclmeta.report.confusion import figure_names, plot_confusion
+    from iclmeta.report.plots import save_figure
 
-    ``out`` defaults to ``<first run>/report``. Paired differences compare every label with
-    ``baseline``, or every pair when it is None (see ``paired_differences``).
-    """
-    runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
-    df = load_runs(runs)
-    out = Path(out) if out is not None else results_path(runs[0]).parent / "report"
-    curve, adapt = shot_curve(df), adapt_curve(df)
-    diffs = paired_differences(df, baseline=baseline)
-    text = "\n\n".join(["## Accuracy (%) by shots", accuracy_markdown(curve), _notes(df, curve)])
+    largest = per_class.groupby("label", sort=False)["shots"].max()
+    names, files = figure_names(largest.index), []
+    for label, shots in largest.items():
+        fig = plot_confusion(*confusion_counts(df, label, shots),
+                             title=f"{label} at {shots} shots, pooled over episodes ({context})")
+        files += save_figure(fig, out / names[label], formats=("png",))
+    return files
+
+
+def _differences_text(diffs, baseline: str | None) -> str:
+    text = ""
     if len(diffs):
-        text += ("\n\n## Paired differences (same episodes and queries; 95% CI: paired "
-                 "t-interval over episodes)\n\n" + differences_markdown(diffs))
+        text = differences_heading(diffs, baseline) + "\n\n" + differences_markdown(diffs)
         note = few_episodes_note(diffs["n_pairs"])
         text += f"\n\n{note}" if note else ""
     if diffs.attrs.get("unpaired"):
         text += ("\n\nNot paired (their rows record no query ids, so pairing them could "
                  "compare different queries; rerun them with this version): "
                  + ", ".join(diffs.attrs["unpaired"]) + ".")
+    return text.strip()
+
+
+def _metrics_text(curve, f1, cal) -> str:
+    missing = [lab for lab in dict.fromkeys(curve["label"]) if lab not in set(f1["label"])]
+    parts = []
+    if len(f1):
+        parts += ["## Macro-F1 (%) by shots", accuracy_markdown(f1),
+                  "Macro-F1: each episode's F1 averaged over its classes, then the mean over "
+                  "episodes ± 95% t-interval. Per-class accuracy (queries pooled over episodes) "
+                  "is in per_class_accuracy.csv; each method's confusion matrix at its largest "
+                  "shot count in confusion_<method>.png."]
+    if missing:
+        parts.append(f"No macro-F1, per-class accuracy or confusion matrix for {', '.join(missing)}"
+                     ": their rows record no gold labels and predictions.")
+    if len(cal):
+        parts += ["## Expected calibration error (%) by shots", calibration_markdown(cal),
+                  "ECE over 10 equal-width confidence bins, pooling every query of a cell "
+                  "(queries in brackets; few queries bias it upward). Each query's logged label "
+                  "scores become probabilities by a softmax over the episode's labels: for "
+                  "language-model log-likelihoods that is the model's distribution over the "
+                  "candidates; for metric methods (negative distances or similarities) a "
+                  "confidence that depends on the scores' scale (a temperature)."]
+    return "\n\n".join(parts)
+
+
+def write_report(runs, out=None, baseline: str | None = None) -> WrittenReport:
+    """Merge run folders and write report.md, CSV tables and PNG/SVG figures into ``out``.
+
+    ``out`` defaults to ``<first run>/report``. Paired differences compare every label with
+    ``baseline``, or with the best label at each shot count when it is None (see
+    ``paired_differences(versus="best")``). ``WrittenReport.describe()`` lists the files.
+    """
+    runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    df = load_runs(runs)
+    out = Path(out) if out is not None else results_path(runs[0]).parent / "report"
+    curve, adapt = shot_curve(df), adapt_curve(df)
+    diffs = paired_differences(df, baseline=baseline, versus="best")
+    f1, per_class, cal = macro_f1_curve(df), per_class_accuracy(df), calibration(df)
+    sections = ["## Accuracy (%) by shots", accuracy_markdown(curve, diffs.attrs.get("best")),
+                _notes(df, curve), _differences_text(diffs, baseline),
+                _metrics_text(curve, f1, cal)]
+    text = "\n\n".join(part for part in sections if part)
     write_atomic(out / "report.md", text + "\n")
-    files = [str(out / "report.md"), *_write_tables(out, curve, diffs, adapt)]
+    files = [str(out / "report.md"), *_write_tables(out, {
+        "shot_curve": curve, "paired_differences": diffs, "adapt_curve": adapt,
+        "metrics": metrics_table(f1, cal), "per_class_accuracy": per_class})]
     files += _write_figures(out, df, curve, diffs, adapt)
+    files += _write_confusions(out, df, per_class, _context(df, curve))
     return WrittenReport(text=text, out=out, files=files)
