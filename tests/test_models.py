@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from iclmeta import models
+from iclmeta.cli.main import main
+from iclmeta.devices import pick_device, pick_dtype
 from iclmeta.errors import UserError
-from iclmeta.models import (cache_root, cached_gguf, gguf_cache_key, load_causal_lm, pick_device, pick_dtype,
-                            resolve_embedder)
+from iclmeta.models import cache_root, cached_gguf, gguf_cache_key, load_causal_lm, resolve_embedder
 
 
 def test_default_embedder_is_the_installed_minilm_folder():
@@ -35,6 +36,51 @@ def test_pick_device_and_dtype():
     assert pick_dtype("bfloat16") == torch.bfloat16 and pick_dtype("float32") == torch.float32
     with pytest.raises(UserError, match="float32"):
         pick_dtype("fp8")
+
+
+def _machine(monkeypatch, cuda_build: bool, gpus: int, mps: bool = False):
+    """Pretend torch sees ``gpus`` CUDA GPUs (``cuda_build``: torch was built with CUDA)."""
+    monkeypatch.setattr(torch.version, "cuda", "12.4" if cuda_build else None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize("device, cuda_build, gpus, message", [
+    ("cuda", False, 0, r"--device cuda: CUDA is not available on this machine \(torch .* was "
+                       r"built without CUDA\); use --device cpu$"),
+    ("cuda:0", True, 0, r"CUDA is not available on this machine \(no CUDA GPU is visible\)"),
+    ("cuda:1", True, 1, r"--device cuda:1: this machine has 1 CUDA GPU\(s\) \(cuda:0\); pick "
+                        r"one of them or --device cuda$"),
+    ("cuda:4", True, 2, r"has 2 CUDA GPU\(s\) \(cuda:0, cuda:1\)"),
+    ("mps", False, 1, r"--device mps: Apple's MPS is not available on this machine; use "
+                      r"--device cpu or --device cuda$"),
+])
+def test_a_device_this_machine_lacks_names_what_it_has(monkeypatch, device, cuda_build, gpus,
+                                                       message):
+    _machine(monkeypatch, cuda_build, gpus)
+    with pytest.raises(UserError, match=message):
+        pick_device(device)
+
+
+def test_a_device_this_machine_has_is_returned(monkeypatch):
+    _machine(monkeypatch, True, 2, mps=True)
+    assert pick_device("cuda:1") == torch.device("cuda", 1)
+    assert pick_device("cuda") == torch.device("cuda") and pick_device("mps").type == "mps"
+    assert pick_device("auto") == torch.device("cuda")
+
+
+def test_eval_on_a_missing_gpu_is_one_line_and_writes_nothing(monkeypatch, capsys, tmp_path,
+                                                              tiny_model_dir):
+    _machine(monkeypatch, False, 0)
+    out = tmp_path / "run"
+    assert main(["eval", "--method", "zero-shot", "--dataset", "trec", "--shots", "0",
+                 "--episodes", "1", "--queries", "1", "--model", tiny_model_dir, "--device",
+                 "cuda:1", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert not out.exists()
+    assert err[-1].startswith("error: --device cuda:1: CUDA is not available") and \
+        "Traceback" not in "".join(err)
 
 
 def test_cache_root_precedence(tmp_path, monkeypatch):
