@@ -64,3 +64,39 @@ def test_missing_file_and_empty_label(tmp_path):
 
 def test_readable():
     assert readable("book_flight") == "book flight"
+
+
+def test_single_text_builtins_load_exactly_as_before():
+    """Fingerprints of the builtins' examples, taken before multi-field inputs existed: ids,
+    texts, labels, splits, label names and the dedup count must not move."""
+    import hashlib
+    expected = {"trec": (5871, "f923a41184048b15"), "trec-50": (5871, "2011464e42ca3a3b"),
+                "snips": (693, "a4e034ad2ccd00e9")}
+    for name, (count, digest) in expected.items():
+        ds = load_dataset(name)
+        content = [(e.id, e.text, e.label, e.split) for e in ds.examples]
+        content += [sorted(ds.label_names.items()), ds.duplicates_removed, ds.name]
+        assert len(ds.examples) == count
+        assert hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16] == digest, name
+        assert all(e.fields is None for e in ds.examples)
+
+
+def test_builtin_presup_nli_is_multi_field_with_a_grouped_split():
+    ds = load_dataset("presup-nli")
+    assert ds.labels() == ["contradiction", "entailment", "neutral"]
+    assert len(ds.examples) == 732 and ds.duplicates_removed == 3  # 735 in BIG-bench
+    assert ds.splits() == ["test", "train"]
+    first = ds.examples[0]
+    assert list(first.fields) == ["premise", "hypothesis"]
+    assert first.fields["hypothesis"] == "He was standing earlier."
+    assert first.text.startswith("premise: The cops had him") and "\nhypothesis: " in first.text
+    test = ds.by_label("test")
+    assert {label: len(v) for label, v in test.items()} == {
+        "contradiction": 45, "entailment": 116, "neutral": 137}
+    # the variants of one BIG-bench item never straddle the split
+    from iclmeta.data.shipped import BUILTIN_DIR
+    rows = [json.loads(line) for line in (BUILTIN_DIR / "presup_nli.jsonl").open()][1:]
+    splits_of = {}
+    for row in rows:
+        splits_of.setdefault(row["item"], set()).add(row["split"])
+    assert len(rows) == 735 and all(len(s) == 1 for s in splits_of.values())

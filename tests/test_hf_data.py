@@ -47,3 +47,27 @@ def test_unknown_field_on_hub_folder(tmp_path):
     (folder / "train.jsonl").write_text(json.dumps({"body": "x", "y": "a"}))
     with pytest.raises(UserError, match="--text-field"):
         load_dataset(str(folder))
+
+
+def test_saved_classlabel_dataset_gets_names_and_drops_unlabelled_rows(tmp_path):
+    data = datasets.Dataset.from_dict({"premise": ["a dog runs", "a cat naps", "rain", "sun"],
+                                       "hypothesis": ["an animal moves", "a dog runs", "wet",
+                                                      "dry"],
+                                       "label": [0, 1, 0, -1]})
+    data = data.cast_column("label", datasets.ClassLabel(names=["entailment", "contradiction"]))
+    data.save_to_disk(str(tmp_path / "tiny_nli"))
+    ds = load_dataset(str(tmp_path / "tiny_nli"))
+    # -1 marks an unlabelled row on the hub: left out, not read as the last class
+    assert [e.label for e in ds.examples] == ["entailment", "contradiction", "entailment"]
+    assert ds.examples[0].fields == {"premise": "a dog runs", "hypothesis": "an animal moves"}
+    one = load_dataset(str(tmp_path / "tiny_nli"), text_field=["hypothesis"])
+    assert one.examples[0].fields is None and one.examples[0].text == "an animal moves"
+
+
+def test_hub_folder_labels_are_trimmed_and_checked(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    rows = [{"text": "x", "label": "yes "}, {"text": "y", "label": "yes"}]
+    (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(UserError, match="at least 2 classes, found only 'yes'"):
+        load_dataset(str(folder))
