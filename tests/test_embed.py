@@ -1,4 +1,5 @@
 """Embedder cache and Retriever, on tiny random sentence-transformers models built from configs."""
+import json
 import os
 import sqlite3
 import subprocess
@@ -105,6 +106,64 @@ def test_damaged_cache_warns_and_recomputes(tiny_embedders, cache_dir):
     with pytest.warns(UserWarning, match="unusable"):
         vecs = emb.encode(FLIGHTS)
     assert vecs.shape == (3, 32)
+
+
+def store_blobs(path, blobs: dict[str, bytes]) -> None:
+    """Write raw vectors for texts straight into the cache's SQLite file."""
+    import hashlib
+    conn = sqlite3.connect(path)
+    conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)",
+                     [(hashlib.sha256(t.encode()).digest(), b) for t, b in blobs.items()])
+    conn.commit()
+    conn.close()
+
+
+def cache_warnings(record):
+    return [w for w in record if "stored vectors" in str(w.message)]
+
+
+def test_stored_vectors_of_the_wrong_size_or_type_are_recomputed_with_one_warning(
+        tiny_embedders, cache_dir):
+    texts = FLIGHTS + WEATHER
+    good = Embedder(tiny_embedders[0], cache_dir=cache_dir).encode(texts)
+    path = EmbeddingCache(cache_dir, Embedder(tiny_embedders[0]).id).path
+    unit16 = np.full(16, 0.25, dtype=np.float32)
+    store_blobs(path, {texts[0]: unit16.tobytes(),  # another model's size (16-d, unit length)
+                       texts[1]: good[1].tobytes()[:-2],  # not a whole number of float32s
+                       texts[2]: good[2][:16].astype(np.float64).tobytes(),  # float64: 32 "floats"
+                       texts[3]: np.full(32, np.nan, dtype=np.float32).tobytes()})
+    emb = Embedder(tiny_embedders[0], cache_dir=cache_dir)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        again = emb.encode(texts)
+        store_blobs(path, {texts[4]: unit16.tobytes()})  # more damage: still one warning
+        assert emb.encode(texts[4:5]).shape == (1, 32)
+    assert len(cache_warnings(record)) == 1, [str(w.message) for w in record]
+    assert "4 stored vectors are not 32 finite float32 values" in str(cache_warnings(record)[0].message)
+    np.testing.assert_allclose(again, good, atol=1e-5)
+    assert emb.cache_stats == {"hits": 2, "misses": 5}
+    conn = sqlite3.connect(path)  # the bad vectors were replaced
+    sizes = {len(blob) for (blob,) in conn.execute("SELECT vec FROM vectors")}
+    conn.close()
+    assert sizes == {32 * 4}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fresh = Embedder(tiny_embedders[0], cache_dir=cache_dir)
+        np.testing.assert_allclose(fresh.encode(texts), good, atol=1e-5)
+        assert fresh.model is None  # all sound and cached again: no model needed
+
+
+def test_cache_without_a_recorded_size_trusts_the_common_one(cache_dir):
+    """A cache file from before sizes were recorded: the odd vector out is the bad one."""
+    cache = EmbeddingCache(cache_dir, "old-model")
+    cache.put(["a", "b", "c"], np.ones((3, 4), dtype=np.float32))
+    conn = sqlite3.connect(cache.path)
+    conn.execute("DELETE FROM meta WHERE key = 'dim'")
+    conn.commit()
+    conn.close()
+    store_blobs(cache.path, {"c": np.ones(3, dtype=np.float32).tobytes()})
+    with pytest.warns(UserWarning, match="1 stored vectors are not 4 finite float32"):
+        assert sorted(EmbeddingCache(cache_dir, "old-model").get(["a", "b", "c"])) == ["a", "b"]
 
 
 def test_cache_file_is_wal_sqlite(tiny_embedders, cache_dir):
@@ -218,8 +277,18 @@ def test_retriever_load_errors(tiny_embedders, cache_dir, tmp_path):
     folder = Retriever.build(_examples(), Embedder(tiny_embedders[0], cache_dir=cache_dir)).save(tmp_path / "ix")
     with pytest.warns(UserWarning, match="built with"):
         Retriever.load(folder, Embedder(tiny_embedders[1], cache_dir=cache_dir))
-    for index_file in folder.glob("index-*.faiss"):
-        index_file.unlink()
+    index_file = next(folder.glob("index-*.faiss"))
+    blob = index_file.read_bytes()
+    index_file.write_bytes(blob[:len(blob) // 2])  # truncated: refused, not read half
+    with pytest.raises(UserError, match="damaged .*not the file saved with it"):
+        Retriever.load(folder)
+    index_file.write_bytes(blob)
+    manifest = json.loads((folder / "retriever.json").read_text())
+    del manifest["embedder_id"]
+    (folder / "retriever.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="damaged .*embedder_id"):
+        Retriever.load(folder)
+    index_file.unlink()
     with pytest.raises(UserError, match="damaged"):
         Retriever.load(folder)
     with pytest.raises(UserError, match="no examples"):

@@ -145,6 +145,7 @@ def test_gradient_methods_need_the_hugging_face_backend():
     from iclmeta.meta.methods import FineTune
 
     other_backend = SimpleNamespace(name="server", max_length=2048)
-    res = SimpleNamespace(config=EvalConfig(methods=["finetune"]), lm=other_backend)
+    res = SimpleNamespace(config=EvalConfig(methods=["finetune"]), lm=other_backend,
+                          builder=SimpleNamespace(check=lambda dataset: None), dataset=None)
     with pytest.raises(UserError, match="needs the Hugging Face backend"):
         FineTune("finetune", res).fit()

@@ -251,9 +251,91 @@ def test_changed_settings_refuse_to_resume(tiny_folder, tmp_path):
     from iclmeta.meta.train import meta_train
     meta_train(train_config(tiny_folder, tmp_path / "c", steps=1), progress=False)
     cfg = train_config(tiny_folder, tmp_path / "c", steps=2)
-    cfg.inner_lr = 0.1
-    with pytest.raises(UserError, match="inner_lr"):
+    cfg.inner_steps = 2
+    with pytest.raises(UserError, match="different settings \\(inner_steps\\)"):
         meta_train(cfg, progress=False)
+
+
+def log_steps(out):
+    return [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def test_log_has_one_line_per_step_across_resumes(tiny_folder, tmp_path):
+    """The step's loss and its meta-val accuracy share its line; a resume repeats none."""
+    from iclmeta.meta.train import meta_train
+    meta_train(train_config(tiny_folder, tmp_path / "l", "reptile", steps=2), progress=False)
+    meta_train(train_config(tiny_folder, tmp_path / "l", "reptile", steps=4), progress=False)
+    assert log_steps(tmp_path / "l") == [0, 1, 2, 3, 4]
+    lines = [json.loads(x) for x in (tmp_path / "l" / "log.jsonl").read_text().splitlines()]
+    assert all("meta_val_accuracy" in x for x in lines) and all("loss" in x for x in lines[1:])
+
+
+def test_resume_from_the_step_0_checkpoint_does_not_repeat_its_line(tiny_folder, tmp_path,
+                                                                    monkeypatch):
+    from iclmeta.meta.algorithms import ALGORITHMS
+    from iclmeta.meta.train import meta_train
+    out = tmp_path / "z"
+    with monkeypatch.context() as patch:  # fails at step 1: only step 0 is checkpointed
+        patch.setitem(ALGORITHMS, "reptile", lambda **settings: NanAlgorithm())
+        with pytest.raises(UserError, match="checkpoint of step 0"):
+            meta_train(train_config(tiny_folder, out, "reptile", steps=2), progress=False)
+    meta_train(train_config(tiny_folder, out, "reptile", steps=2), progress=False)
+    assert log_steps(out) == [0, 1, 2]
+
+
+def test_finite_loss_is_called_finite_and_the_advice_resumes(tiny_folder, tmp_path, capsys):
+    """Reptile's loss is measured before its inner loop, which a huge --inner-lr blows up: the
+    guard says the loss is finite and the update is not; the advised rerun (lower --inner-lr,
+    same --out) resumes from the kept checkpoint and records the change."""
+    from iclmeta.cli.main import main
+    from iclmeta.meta.checkpoints import load_adapter
+    out = tmp_path / "g"
+    args = ["train", "--method", "reptile", "--dataset", str(tiny_folder / "tiny.jsonl"),
+            "--model", str(tiny_folder / "model"), "--dtype", "float32", "--device", "cpu",
+            "--ways", "2", "--shots", "1,2", "--queries", "2", "--steps", "2",
+            "--inner-steps", "2", "--meta-batch", "2", "--lora-rank", "2", "--eval-every", "1",
+            "--val-episodes", "2", "--val-queries", "2", "--out", str(out), "--no-progress"]
+    assert main(args + ["--inner-lr", "1e10"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "finite loss (" in err and "non-finite loss" not in err and "non-finite update" in err
+    assert "lower --inner-lr (now 1e+10)" in err and "same --out" in err
+    kept = log_steps(out)[-1]
+    assert f"checkpoint of step {kept} " in err
+    assert main(args + ["--inner-lr", "0.5"]) == 0
+    assert f"resuming from step {kept}" in capsys.readouterr().err
+    lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [0, 1, 2]
+    assert lines[kept + 1]["lr_changed"] == {"inner_lr": [1e10, 0.5]}  # its first step
+    _, meta = load_adapter(out, "checkpoint.json")
+    assert meta["lr_changes"] == [{"step": kept, "inner_lr": [1e10, 0.5]}]
+    assert meta["step"] == 2 and meta["train"]["inner_lr"] == 0.5
+    # Accuracies validated with the diverging rate do not count: the best adapter is one
+    # validated (and so evaluated by default) with the new rate.
+    _, best = load_adapter(out)
+    assert best["step"] > kept and best["train"]["inner_lr"] == 0.5
+
+
+def test_resume_applies_a_changed_meta_lr_to_adam(tiny_folder, tmp_path):
+    """Adam's saved state holds the old rate: the resumed run must step with the new one."""
+    from iclmeta.meta.checkpoints import load_adapter
+    from iclmeta.meta.train import meta_train
+    meta_train(train_config(tiny_folder, tmp_path / "m", "fomaml", steps=1), progress=False)
+    cfg = train_config(tiny_folder, tmp_path / "m", "fomaml", steps=2)
+    cfg.meta_lr = 1e-4
+    meta_train(cfg, progress=False)
+    _, meta = load_adapter(tmp_path / "m", "checkpoint.json")
+    assert [g["lr"] for g in meta["optimizer"]["param_groups"]] == [1e-4]
+    assert meta["lr_changes"] == [{"step": 1, "meta_lr": [1e-3, 1e-4]}]
+
+
+def test_damaged_checkpoint_refuses_to_resume_in_one_line(tiny_folder, tmp_path):
+    from iclmeta.meta.train import meta_train
+    out = tmp_path / "d"
+    meta_train(train_config(tiny_folder, out, "reptile", steps=1), progress=False)
+    next(out.glob("last-*.safetensors")).write_bytes(b"")
+    with pytest.raises(UserError, match=r"checkpoint\.json: its weights file last-.* is empty"
+                                        r".*train into a new --out"):
+        meta_train(train_config(tiny_folder, out, "reptile", steps=2), progress=False)
 
 
 def test_eval_needs_an_adapter_for_meta_learned_methods(tmp_path, capsys):

@@ -1,13 +1,32 @@
-"""LoRA adapter folders: ``adapter.json`` / ``checkpoint.json`` naming their safetensors file."""
+"""LoRA adapter folders: ``adapter.json`` / ``checkpoint.json`` naming their safetensors file.
+
+Loading checks a folder before any of it is used, and refuses a damaged one in one line that
+names the file and the fix: the index must be a JSON object with the keys (and types) of
+``FIELDS``; the weights file must be the very file the index names (its sha256); its tensors
+must be the LoRA pairs the index's ``lora`` describes (targets, rank), with finite values; and
+``adapter_weights`` checks their shapes against the model they are loaded into.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 from iclmeta.errors import UserError
 from iclmeta.io import write_atomic, write_checkpoint
 
 FORMAT = "iclmeta-lora/1"
+_NUMBER = (int, float)
+# What loading reads from an index and the JSON type it must have (dotted: inside an object).
+FIELDS = {"method": str, "step": int, "weights": str, "lora": dict,
+          "lora.rank": int, "lora.alpha": _NUMBER, "lora.targets": list, "train": dict,
+          "train.inner_steps": int, "train.inner_lr": _NUMBER}
+# Adapters saved before weights were content-named carry no sha256: their tensors still get
+# every check below but the checksum.
+OPTIONAL = {"weights_sha256": str, "lora.seed": int, "model": (str, type(None)),
+            "trained_on": (dict, type(None))}
+_LORA_KEY = re.compile(r"(.+)\.lora_([AB])\.weight")
 
 
 def save_adapter(folder: Path, kind: str, tensors: dict, meta: dict,
@@ -21,32 +40,116 @@ def save_adapter(folder: Path, kind: str, tensors: dict, meta: dict,
 
 
 def load_adapter(path: str | Path, index: str = "adapter.json") -> tuple[dict, dict]:
-    """``(tensors, meta)`` of an adapter folder written by ``meta_train``."""
-    from safetensors.torch import load_file
-    folder = Path(path)
-    if not (folder / index).is_file():
-        raise UserError(f"{folder} holds no {index}; pass a folder written by 'iclmeta train'")
+    """``(tensors, meta)`` of an adapter folder written by ``meta_train``, checked whole."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+    file = Path(path) / index
+    if not file.is_file():
+        raise UserError(f"{Path(path)} holds no {index}; pass a folder written by 'iclmeta train'")
+    meta = read_index(file)
+    weights = file.parent / meta["weights"]
+    if not weights.is_file():
+        raise damaged(file, f"the weights file it names ({meta['weights']}) is missing")
+    data = weights.read_bytes()
+    if meta.get("weights_sha256") not in (None, hashlib.sha256(data).hexdigest()):
+        state = "is empty" if not data else "is truncated or not the file saved with it"
+        raise damaged(file, f"its weights file {weights.name} {state} (sha256 differs)")
     try:
-        meta = json.loads((folder / index).read_text(encoding="utf-8"))
-        tensors = load_file(str(folder / meta["weights"]))
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"cannot read the adapter in {folder} ({exc.__class__.__name__}); "
-                        "retrain it with 'iclmeta train'") from None
-    if meta.get("format") != FORMAT:
-        raise UserError(f"{folder} is not an iclmeta LoRA adapter (format {meta.get('format')!r})")
+        tensors = load(data)
+    except SafetensorError as err:
+        raise damaged(file, f"its weights file {weights.name} is unreadable ({err})") from None
+    problem = layout_problem({k: v for k, v in tensors.items() if not k.startswith("optimizer.")},
+                             meta["lora"])
+    if problem:
+        raise damaged(file, f"its weights disagree with its metadata: {problem}")
     return tensors, meta
 
 
-def adapter_method(path: str | Path) -> str | None:
-    """The method an adapter folder was trained with (``None`` if it holds no adapter)."""
+def read_index(file: Path) -> dict:
+    """The metadata of ``adapter.json`` / ``checkpoint.json``, with every key loading reads."""
     try:
-        return json.loads((Path(path) / "adapter.json").read_text(encoding="utf-8")).get("method")
-    except (OSError, ValueError):
-        return None
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: invalid JSON or not UTF-8
+        raise damaged(file, f"is not readable JSON ({str(err).splitlines()[0]})") from None
+    if not isinstance(meta, dict):
+        raise damaged(file, f"holds a JSON {type(meta).__name__}, not an object")
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{file} is not an iclmeta LoRA adapter (format {meta.get('format')!r}); "
+                        "pass a folder written by 'iclmeta train'")
+    for key, kind in {**FIELDS, **OPTIONAL}.items():
+        *outer, name = key.split(".")
+        holder = meta[outer[0]] if outer else meta
+        if name not in holder:
+            if key in OPTIONAL:
+                continue
+            raise damaged(file, f"has no {key!r}")
+        value = holder[name]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise damaged(file, f"has {key!r} = {value!r} of the wrong type")
+    lora = meta["lora"]
+    if lora["rank"] < 1 or not lora["targets"] or not all(
+            isinstance(t, str) and t for t in lora["targets"]):
+        raise damaged(file, f"has an impossible 'lora' ({lora})")
+    if Path(meta["weights"]).name != meta["weights"]:
+        raise damaged(file, f"names weights {meta['weights']!r} outside its folder")
+    return meta
+
+
+def layout_problem(tensors: dict, lora: dict) -> str | None:
+    """What is wrong with ``tensors`` as the LoRA pairs of ``lora`` (targets, rank), or None."""
+    import torch
+    pairs: dict[str, dict] = {}
+    for key, value in tensors.items():
+        match = _LORA_KEY.fullmatch(key)
+        if not match:
+            return f"tensor {key!r} is not a LoRA weight"
+        pairs.setdefault(match[1], {})[match[2]] = value
+    adapted = sorted({module.rsplit(".", 1)[-1] for module in pairs})
+    if adapted != sorted(set(lora["targets"])):
+        return f"it adapts {adapted}, the metadata says targets {lora['targets']}"
+    rank = lora["rank"]
+    for module, pair in pairs.items():
+        if set(pair) != {"A", "B"}:
+            return f"{module} has lora_{''.join(pair)} without its partner"
+        a, b = pair["A"], pair["B"]
+        if a.dim() != 2 or b.dim() != 2 or a.shape[0] != rank or b.shape[1] != rank:
+            return (f"{module} has lora_A {list(a.shape)} and lora_B {list(b.shape)}, not "
+                    f"rank {rank}")
+        if not (a.is_floating_point() and b.is_floating_point()):
+            return f"{module} holds {a.dtype} / {b.dtype} values, not floating point"
+        if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
+            return f"{module} holds non-finite values"
+    return None
+
+
+def adapter_weights(lora, tensors: dict, file: Path, model: str):
+    """``lora.from_portable(tensors)``, or one line naming ``file`` if they do not fit the model
+    (a different base model: other hidden sizes or layers)."""
+    try:
+        return lora.from_portable(tensors)
+    except ValueError as err:
+        raise damaged(file, f"it does not fit model {model} ({err}); its base model differs") \
+            from None
+
+
+def damaged(file: Path, problem: str) -> UserError:
+    """The one-line refusal of a damaged adapter file, with the fix that fits its index."""
+    fix = ("retrain it with 'iclmeta train' or pass the right --adapter" if
+           file.name != "checkpoint.json" else "this run cannot resume from it: train into a "
+           "new --out")
+    return UserError(f"adapter file {file}: {problem}; {fix}")
+
+
+def adapter_method(path: str | Path) -> str | None:
+    """The method an adapter folder was trained with (``None`` if it holds no adapter.json);
+    a damaged ``adapter.json`` is refused here, before anything else is loaded."""
+    file = Path(path) / "adapter.json"
+    return read_index(file)["method"] if file.is_file() else None
 
 
 class TrainLog:
-    """``log.jsonl``: appended and flushed line by line; lines past a resumed step are dropped."""
+    """``log.jsonl``: one line per step, appended and flushed as it comes; lines past a
+    resumed step are dropped, so every step has exactly one line."""
 
     def __init__(self, path: Path):
         self.path = path

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call
 
+from iclmeta.errors import UserError
 from iclmeta.lm.prefix import encode_candidates, encode_prompts, score_ids, shared_prefix
 
 
@@ -143,13 +144,16 @@ class LoraLM:
     def from_portable(self, tensors: dict) -> "OrderedDict[str, torch.Tensor]":
         """Inverse of ``portable``: leaf fast weights on the model's device and dtype."""
         ref = self.initial()
-        found = {k: None for k in ref}
-        for key in ref:
-            found[key] = tensors.get(self.portable({key: ref[key]}).popitem()[0])
-        missing = [k for k, v in found.items() if v is None]
+        names = {key: self.portable({key: ref[key]}).popitem()[0] for key in ref}
+        found = {key: tensors.get(names[key]) for key in ref}
+        missing = [names[k] for k, v in found.items() if v is None]
         if missing or len(tensors) != len(ref):
-            raise ValueError(f"adapter tensors do not match the LoRA layout ({len(tensors)} "
-                             f"tensors, {len(ref)} expected; first missing: {missing[:1]})")
+            raise ValueError(f"{len(tensors)} LoRA tensors where the model has {len(ref)}"
+                             + (f", no {missing[0]}" if missing else ""))
+        for key, value in found.items():
+            if value.shape != ref[key].shape:
+                raise ValueError(f"{names[key]} has shape {list(value.shape)} where the model "
+                                 f"needs {list(ref[key].shape)}")
         return OrderedDict((k, found[k].to(ref[k].device, ref[k].dtype).requires_grad_(True))
                            for k in ref)
 
@@ -164,6 +168,7 @@ def attach_lora(model, tokenizer, spec: LoraSpec) -> LoraLM:
     from peft.tuners.lora import LoraLayer
 
     name = spec.adapter_name
+    _check_targets(model, spec.targets)
     if not any(name in n for n, _ in model.named_parameters()):
         config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, target_modules=list(spec.targets),
                             lora_dropout=0.0, bias="none")
@@ -180,6 +185,19 @@ def attach_lora(model, tokenizer, spec: LoraSpec) -> LoraLM:
     initial = OrderedDict((f"model.{n}", p.detach().clone().float())
                           for n, p in model.named_parameters() if f".{name}." in n)
     return LoraLM(model, tokenizer, spec, list(initial), initial)
+
+
+def _check_targets(model, targets) -> None:
+    """Refuse, in one line, a LoRA target that names no module of ``model`` (peft's own error
+    is a traceback)."""
+    names = [n for n, _ in model.named_modules()]
+    for target in targets:
+        if not any(n == target or n.endswith(f".{target}") for n in names):
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                             if isinstance(m, torch.nn.Linear)})
+            raise UserError(f"LoRA target {target!r} names no module of this model; its linear "
+                            f"layers are {', '.join(linear)}: pass --lora-targets from those, or "
+                            "an adapter trained on this model")
 
 
 def _contiguous_input(module, args):

@@ -23,7 +23,8 @@ from iclmeta.models import DEFAULT_LM
 from iclmeta.config import MetaTrainConfig
 from iclmeta.meta.adaptation import adapt_and_predict
 from iclmeta.meta.algorithms import build_algorithm
-from iclmeta.meta.checkpoints import FORMAT, TrainLog, load_adapter, save_adapter
+from iclmeta.meta.checkpoints import (FORMAT, TrainLog, adapter_weights, load_adapter,
+                                      save_adapter)
 
 
 class MetaTrainer:
@@ -35,6 +36,8 @@ class MetaTrainer:
         self.out = Path(config.out)
         self.log = TrainLog(self.out / "log.jsonl")
         self.algorithm = build_algorithm(config.method, config.inner_steps, config.inner_lr)
+        self.saved = 0  # step of the latest checkpoint on disk
+        self.lr_changes: list[dict] = []  # learning rates changed on resume, with the step
 
     # -- set-up -------------------------------------------------------------------------
     def setup(self) -> None:
@@ -81,21 +84,30 @@ class MetaTrainer:
         return out
 
     # -- one meta-step ------------------------------------------------------------------
-    def update(self, params, opt, tasks):
+    def update(self, params, opt, tasks, step: int = 0):
         """Loss of the step and the params after it (unchanged if the finite-check trips)."""
         loss, grads = self.algorithm.outer_grads(self.lora, params, tasks)
-        self._guard(loss, grads)
+        self._guard(loss, grads, step)
         for p, g in zip(params.values(), grads):
             p.grad = g.detach()
         opt.step()
         opt.zero_grad(set_to_none=True)
         return loss, params
 
-    def _guard(self, loss: float, tensors) -> None:
-        if not finite(loss) or not all(bool(torch.isfinite(t).all()) for t in tensors):
-            raise UserError(f"meta-training {self.cfg.method} hit a non-finite loss ({loss}); "
-                            f"the last good checkpoint in {self.out} is kept; lower --inner-lr "
-                            "or --meta-lr and rerun with the same --out to resume")
+    def _guard(self, loss: float, tensors, step: int) -> None:
+        """Stop before a non-finite loss or update reaches the weights; the advice works: a
+        rerun with lower learning rates resumes (``train._check_resume`` lets them change)."""
+        if finite(loss) and all(bool(torch.isfinite(t).all()) for t in tensors):
+            return
+        c = self.cfg
+        what = (f"a non-finite loss ({loss})" if not finite(loss) else f"a finite loss "
+                f"({loss:.4g}) but a non-finite update (the inner loop or meta-gradient diverged)")
+        rates = f"--meta-lr (now {c.resolved_meta_lr():g})"
+        if c.method != "multitask":  # multitask has no inner loop
+            rates = f"--inner-lr (now {c.inner_lr:g}) or {rates}"
+        raise UserError(f"meta-training {c.method} hit {what} at step {step}; the checkpoint "
+                        f"of step {self.saved} in {self.out} is kept: rerun with a lower {rates} "
+                        "and the same --out to resume from it (the change is recorded)")
 
     # -- validation ---------------------------------------------------------------------
     def validate(self, params) -> float:
@@ -116,7 +128,8 @@ class MetaTrainer:
                 "lora": self.lora.spec.to_dict(), "template": self.template,
                 "scoring": c.scoring, "prompt": "zero-shot", "dataset": c.dataset,
                 "step": step, "meta_val_accuracy": val_acc, "trained_on": self.trained_on,
-                "train": {**asdict(c), "meta_lr": c.resolved_meta_lr()}}
+                "train": {**asdict(c), "meta_lr": c.resolved_meta_lr()},
+                "lr_changes": self.lr_changes}
 
     def _save(self, kind, step, params, opt, val_acc, best_acc) -> None:
         meta = {**self._meta(step, val_acc), "best_meta_val_accuracy": best_acc}
@@ -126,16 +139,29 @@ class MetaTrainer:
         save_adapter(self.out, kind, self.lora.portable(params), meta, extra)
 
     def _resume(self):
-        """(start step, params, best accuracy, checkpoint optimiser state or None)."""
+        """(start step, params, best accuracy, checkpoint optimiser state or None if fresh,
+        the learning rates changed since the checkpoint as ``{name: [old, new]}``)."""
         if not (self.out / "checkpoint.json").is_file():
-            return 0, self.lora.initial(), None, None
+            return 0, self.lora.initial(), None, None, {}
         tensors, meta = load_adapter(self.out, "checkpoint.json")
         weights = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
         optim = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
-        self.echo(f"resuming from step {meta['step']} in {self.out}")
+        self.saved = meta["step"]
+        rates = {"inner_lr": self.cfg.inner_lr, "meta_lr": self.cfg.resolved_meta_lr()}
+        changed = {k: [meta["train"].get(k), v] for k, v in rates.items()
+                   if meta["train"].get(k) != v}
+        self.lr_changes = list(meta.get("lr_changes") or [])
+        if changed:
+            self.lr_changes.append({"step": meta["step"], **changed})
+        self.echo(f"resuming from step {meta['step']} in {self.out}" + "".join(
+            f"; {k} {old} -> {new}" for k, (old, new) in changed.items()))
         self.log.truncate_after(meta["step"])
-        return (meta["step"], self.lora.from_portable(weights),
-                meta.get("best_meta_val_accuracy"), (optim, meta.get("optimizer")))
+        params = adapter_weights(self.lora, weights, self.out / "checkpoint.json",
+                                 self.cfg.model or DEFAULT_LM)
+        # Meta-val adapts with --inner-lr: accuracies measured with another one do not compare,
+        # so the best step is chosen afresh among those validated with the new rate.
+        best = None if "inner_lr" in changed else meta.get("best_meta_val_accuracy")
+        return meta["step"], params, best, (optim, meta.get("optimizer")), changed
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, progress: bool = True) -> dict:
@@ -143,34 +169,42 @@ class MetaTrainer:
         self.setup()
         self.out.mkdir(parents=True, exist_ok=True)
         c = self.cfg
-        start, params, best, opt_state = self._resume()
+        start, params, best, opt_state, changed = self._resume()
         opt = self.algorithm.optimizer(list(params.values()), c.resolved_meta_lr())
         if opt_state and opt_state[1]:
             _load_optimizer(opt, *opt_state)
-        if start == 0:
-            best = self._validate_and_save(0, params, opt, None)
+            for group in opt.param_groups:  # the state keeps the old rate; --meta-lr may change
+                group["lr"] = c.resolved_meta_lr()
+        if opt_state is None:  # a fresh run: its step-0 line is the initialisation's accuracy
+            best = self._validate_and_save(0, params, opt, None, {"step": 0})
         bar = tqdm(range(start, c.steps), desc=f"train {c.method}", initial=start,
                    total=c.steps, disable=not progress)
         for step in bar:
             t0 = time.perf_counter()
-            loss, params = self.update(params, opt, self.step_tasks(step))
-            self.log.append({"step": step + 1, "loss": round(loss, 5),
-                             "seconds": round(time.perf_counter() - t0, 3),
-                             "max_rss_mb": _max_rss_mb()})
+            loss, params = self.update(params, opt, self.step_tasks(step), step + 1)
+            row = {"step": step + 1, "loss": round(loss, 5),
+                   "seconds": round(time.perf_counter() - t0, 3), "max_rss_mb": _max_rss_mb()}
+            if changed and step == start:
+                row["lr_changed"] = changed
             bar.set_postfix(loss=f"{loss:.3f}", best=best)
             if (step + 1) % c.eval_every == 0 or step + 1 == c.steps:
-                best = self._validate_and_save(step + 1, params, opt, best)
+                best = self._validate_and_save(step + 1, params, opt, best, row)
+            else:
+                self.log.append(row)
         return load_adapter(self.out)[1]
 
-    def _validate_and_save(self, step, params, opt, best):
+    def _validate_and_save(self, step, params, opt, best, row: dict):
+        """Validate, log the step's one line (before its checkpoint, so a resume after a crash
+        in between drops it), then save the best and the last state."""
         t0 = time.perf_counter()
         acc = self.validate(params)
-        self.log.append({"step": step, "meta_val_accuracy": round(acc, 4),
+        self.log.append({**row, "meta_val_accuracy": round(acc, 4),
                          "val_seconds": round(time.perf_counter() - t0, 2)})
         if best is None or acc > best:
             best = acc
             self._save("best", step, params, None, acc, best)
         self._save("last", step, params, opt, acc, best)
+        self.saved = step
         return best
 
 

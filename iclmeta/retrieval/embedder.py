@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-import sqlite3
-import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from iclmeta.errors import UserError
+from iclmeta.retrieval.cache import EmbeddingCache
+
+__all__ = ["Embedder", "EmbeddingCache", "default_cache_dir", "model_id"]
 
 PROGRESS_MIN = 256  # show a progress bar only when this many texts need the model
-LOCK_WAIT_S = 60.0  # how long a cache write waits for another process before giving up on the cache
 
 
 def default_cache_dir() -> Path:
@@ -40,115 +38,6 @@ def model_id(resolved: str) -> str:
         stat = path.stat()
         digest.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     return f"{folder.resolve()}@{digest.hexdigest()[:16]}"
-
-
-class EmbeddingCache:
-    """One SQLite file of float32 vectors keyed by sha256(text), for one model id.
-
-    WAL mode lets several processes read and write at once; each write is one transaction,
-    so a crash never leaves half a batch. The cache is an optimisation: if the file is locked
-    for too long or damaged, a warning is shown and the vectors are simply recomputed.
-    """
-
-    def __init__(self, directory: str | os.PathLike, model: str):
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", "_".join(Path(model.split("@")[0]).parts[-2:]))
-        self.path = Path(directory) / f"{slug[-48:]}-{hashlib.sha256(model.encode()).hexdigest()[:16]}.sqlite3"
-        self.model = model
-        self.enabled = True
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"cannot create embedding cache folder {self.path.parent} ({err}); "
-                            "pass another cache_dir or cache=False") from None
-        # Autocommit mode: every transaction below is opened explicitly with BEGIN IMMEDIATE,
-        # which takes the write lock up front, so SQLite's busy timeout applies instead of the
-        # immediate "database is locked" a deferred read-then-write transaction can get.
-        conn = sqlite3.connect(self.path, timeout=LOCK_WAIT_S, isolation_level=None)
-        try:
-            # Switching a fresh file to WAL needs an exclusive lock and does not wait for it.
-            _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
-            conn.execute("PRAGMA synchronous=NORMAL")
-            _write(conn, lambda: (
-                conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)"),
-                conn.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB NOT NULL) WITHOUT ROWID"),
-                conn.execute("INSERT OR IGNORE INTO meta VALUES ('model', ?)", (self.model,))))
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _run(self, action, default):
-        if not self.enabled:
-            return default
-        try:
-            conn = self._connect()
-            try:
-                return _retry_locked(lambda: action(conn))
-            finally:
-                conn.close()
-        except sqlite3.Error as err:
-            warnings.warn(f"embedding cache {self.path} unusable ({err}); computing without it")
-            self.enabled = False
-            return default
-
-    def get(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Cached vectors of those ``texts`` that are in the cache."""
-        by_key = {_key(t): t for t in texts}
-
-        def read(conn):
-            found, keys = {}, list(by_key)
-            for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
-                marks = ",".join("?" * len(chunk))
-                for key, blob in conn.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", chunk):
-                    found[by_key[key]] = np.frombuffer(blob, dtype=np.float32)
-            return found
-
-        return self._run(read, {}) if texts else {}
-
-    def put(self, texts: list[str], vectors: np.ndarray) -> None:
-        rows = [(_key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in zip(texts, vectors)]
-
-        def write(conn):  # one transaction: all rows or none
-            _write(conn, lambda: conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows))
-
-        if rows:
-            self._run(write, None)
-
-
-def _write(conn: sqlite3.Connection, body) -> None:
-    """Run ``body`` in one write transaction, retried as a whole while the file is locked."""
-    def attempt():
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            body()
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    _retry_locked(attempt)
-
-
-def _retry_locked(step, wait_s: float | None = None):
-    """``step()``, retried with growing pauses while SQLite reports a lock, for up to ``wait_s``
-    seconds (default ``LOCK_WAIT_S``); then the last error is raised."""
-    deadline = time.monotonic() + (LOCK_WAIT_S if wait_s is None else wait_s)
-    pause = 0.005
-    while True:
-        try:
-            return step()
-        except sqlite3.OperationalError as err:
-            message = str(err).lower()
-            if ("locked" not in message and "busy" not in message) or time.monotonic() > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.5)
-
-
-def _key(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8")).digest()
 
 
 class Embedder:
@@ -217,7 +106,7 @@ class Embedder:
 
     def _store(self) -> EmbeddingCache | None:
         if self.use_cache and self._cache is None:
-            self._cache = EmbeddingCache(self.cache_dir or default_cache_dir(), self.id)
+            self._cache = EmbeddingCache(self.cache_dir or default_cache_dir(), self.id, unit=True)
         return self._cache
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -226,7 +115,9 @@ class Embedder:
             raise UserError("Embedder.encode takes a list of strings; wrap a single text in a list")
         unique = list(dict.fromkeys(texts))
         store = self._store()
-        found = store.get(unique) if store else {}
+        found = store.get(unique, self._dim) if store else {}
+        if store and len(found) < len(unique) and self.model is None:
+            found = store.get(unique, self.load()._dim)  # it loads anyway: check sizes by it
         missing = [t for t in unique if t not in found]
         self._hits += len(unique) - len(missing)
         self._misses += len(missing)

@@ -4,6 +4,7 @@ faiss is imported only when an index is built or loaded.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -92,15 +93,19 @@ class Retriever:
                             "build one with Retriever.build(examples, embedder).save(dir)")
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
-            index = faiss.read_index(str(Path(directory) / manifest["weights"]))
+            data = (Path(directory) / Path(manifest["weights"]).name).read_bytes()
+            if hashlib.sha256(data).hexdigest() != manifest["weights_sha256"]:
+                raise ValueError(f"{manifest['weights']} is not the file saved with it")
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
             examples = [Example(**row) for row in manifest["examples"]]
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            spec, built_with = manifest["embedder"], str(manifest["embedder_id"])
+        except (OSError, KeyError, TypeError, ValueError, RuntimeError) as err:
             raise UserError(f"retriever in {directory} is damaged ({str(err).splitlines()[0]}); rebuild it") from None
         if index.ntotal != len(examples):
             raise UserError(f"retriever in {directory} is inconsistent ({index.ntotal} vectors, "
                             f"{len(examples)} examples); rebuild it")
-        embedder = embedder or Embedder(manifest["embedder"])
-        if embedder.id != manifest["embedder_id"]:
-            warnings.warn(f"retriever in {directory} was built with {manifest['embedder_id']}, "
+        embedder = embedder or Embedder(spec)
+        if embedder.id != built_with:
+            warnings.warn(f"retriever in {directory} was built with {built_with}, "
                           f"querying with {embedder.id}; rebuild it if the model changed")
         return cls(embedder, examples, index)
