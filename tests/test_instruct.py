@@ -158,3 +158,43 @@ def test_generate_on_the_tiny_model_reports_unparseable(tiny_lm):
     assert 0.0 <= pred.extra["unparseable_rate"] <= 1.0 and len(pred.extra["generations"]) == 3
     assert np.isclose(pred.extra["unparseable_rate"],
                       np.mean([p == "<unparseable>" for p in pred.labels]))
+
+
+@pytest.mark.parametrize("method, scoring", [("icl", "direct"), ("retrieval", "channel"),
+                                             ("instruct", "normalized")])
+def test_prompt_command_shows_a_multi_field_prompt_exactly_as_scored(
+        tmp_path, tiny_model_dir, tiny_embedder_dir, monkeypatch, method, scoring):
+    from iclmeta import evaluate, load_dataset
+    from iclmeta.harness.show_prompt import render_prompt
+    from iclmeta.lm.hf import HFLM
+
+    rows = [{"premise": t, "hypothesis": TEXTS[label][(i + 1) % 4], "label": label}
+            for label in LABELS for i, t in enumerate(TEXTS[label])]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = EvalConfig(methods=[method], dataset=str(data), text_field=["premise", "hypothesis"],
+                        template="nli", scoring=scoring, model=tiny_model_dir,
+                        embedder=tiny_embedder_dir, cache_dir=str(tmp_path / "cache"),
+                        shots=[1], queries=1, episodes=1, dtype="float32", class_split="all",
+                        out=str(tmp_path / "run"))
+    scored = []  # every (prompt, continuation) the LM was asked to score
+    score, pairs = HFLM.score, HFLM.score_pairs
+    monkeypatch.setattr(HFLM, "score", lambda self, prompts, cands, *a, **k: (
+        scored.extend((p, c) for p in prompts for c in cands), score(self, prompts, cands,
+                                                                     *a, **k))[1])
+    monkeypatch.setattr(HFLM, "score_pairs", lambda self, groups, *a, **k: (
+        scored.extend(pair for group in groups for pair in group), pairs(self, groups, *a,
+                                                                         **k))[1])
+    evaluate(config, progress=False, echo=lambda msg: None)
+    by_id = {ex.id: ex for ex in load_dataset(str(data), ["premise", "hypothesis"]).examples}
+    for query in range(3):
+        shown = render_prompt(config, episode=0, query=query)
+        texts = shown["prompt"] if isinstance(shown["prompt"], list) else \
+            [shown["prompt"]] * len(shown["candidates"])
+        assert all((t, c) in scored for t, c in zip(texts, shown["candidates"]))
+        q = by_id[shown["query_id"]].fields
+        inputs = f"Premise: {q['premise']}\nHypothesis: {q['hypothesis']}"
+        if scoring == "channel":  # the continuation scored is the query's fields
+            assert {c for _, c in zip(texts, shown["candidates"])} == {inputs[len("Premise:"):]}
+        else:
+            assert f"{inputs}\nRelation:" in texts[0]

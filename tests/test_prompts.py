@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from iclmeta.data.example import Example
+from iclmeta.data.example import Example, LabelledDataset
 from iclmeta.errors import UserError
 from iclmeta.prompts import PromptBuilder, Template, list_templates, load_template
 
@@ -46,8 +46,13 @@ def test_braces_in_text_are_not_expanded():
 
 
 def test_bad_templates(tmp_path):
-    with pytest.raises(UserError, match="unknown placeholder"):
-        Template(name="t", demo="{text} {answer}")
+    # any field name is a template's to use; one the data lacks is refused before a run
+    ds = LabelledDataset("d", [Example("hi", "a", "0"), Example("yo", "b", "1")])
+    with pytest.raises(UserError, match="names field 'answer', which the data lacks; the "
+                                        "data has: label, text"):
+        PromptBuilder(Template(name="t", demo="{text} {answer}"), {}).check(ds)
+    with pytest.raises(UserError, match="'query' must name an input field"):
+        Template(name="t", query="Label:")
     with pytest.raises(UserError, match="unknown template 'nope'"):
         load_template("nope")
     bad = tmp_path / "t.yaml"

@@ -44,8 +44,9 @@ class Example:
 
     @property
     def inputs(self) -> dict[str, str]:
-        """What a template may name: every field, plus ``text`` (the joined form)."""
-        return {**(self.fields or {}), "text": self.text}
+        """What a template may name: every field, plus ``text`` (the joined form) unless a field
+        is itself named ``text``."""
+        return {"text": self.text, **(self.fields or {})}
 
 
 def join_fields(fields: Mapping[str, str]) -> str:

@@ -60,6 +60,7 @@ class MetaTrainer:
         self.trained_on = training_record(ds, train.classes + val.classes, c.split_seed, "disjoint")
         self.template = template_for(c.template, ds.name)
         self.builder = PromptBuilder(load_template(self.template), ds.label_names)
+        self.builder.check(ds)  # a template field the data lacks: refused before any training
         model, self.tokenizer = load_causal_lm(c.model, c.device, c.dtype, c.cache_dir)
         if self.algorithm.second_order:  # a double backward needs eager attention (SDPA has none)
             model.set_attn_implementation("eager")
