@@ -1,4 +1,5 @@
-"""Files written safely: atomic writes (text, bytes, figures, tensors) and YAML."""
+"""Files written safely: atomic writes (text, bytes, figures, tensors), YAML, and the lock that
+keeps two processes from writing into one folder."""
 from __future__ import annotations
 
 import os
@@ -91,3 +92,60 @@ def write_checkpoint(folder: str | Path, stem: str, suffix: str, write, index: s
         if stale.name != name:
             stale.unlink(missing_ok=True)
     return name
+
+
+class FolderLock:
+    """An exclusive, non-blocking lock on ``folder`` (a lock file inside it), held until
+    ``release()`` or the process ends; the operating system drops it when a holder dies, so a
+    crash never leaves a stale lock behind.
+
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> lock = FolderLock.acquire(d, "a run")
+    >>> FolderLock.acquire(d, "a run")
+    Traceback (most recent call last):
+    ...
+    iclmeta.errors.UserError: ... is in use by a run (process ...); wait for it to finish or choose another folder
+    >>> lock.release()
+    >>> FolderLock.acquire(d, "a run").release()
+    """
+
+    NAME = ".iclmeta-lock"
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    @classmethod
+    def acquire(cls, folder: str | Path, holder: str,
+                fix: str = "wait for it to finish or choose another folder") -> "FolderLock":
+        """Take the lock of an existing ``folder``, or raise a one-line ``UserError`` naming
+        the ``holder`` and the ``fix``."""
+        path = Path(folder) / cls.NAME
+        handle = open(path, "a+", encoding="utf-8")
+        try:
+            _lock(handle)
+        except OSError:
+            handle.seek(0)
+            pid = handle.read().strip() or "unknown"
+            handle.close()
+            raise UserError(f"{folder} is in use by {holder} (process {pid}); {fix}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        return cls(handle)
+
+    def release(self) -> None:
+        self._handle.close()  # closing the file releases the lock
+
+
+def _lock(handle) -> None:
+    """Lock the whole file without waiting; ``OSError`` when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+        handle.seek(0)  # msvcrt locks bytes from the current position
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

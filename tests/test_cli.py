@@ -17,13 +17,15 @@ from iclmeta.io import load_yaml
 
 EVAL_FLAGS = """
 --adapt-lr --adapt-steps --adapter --allow-overlap --balance --batch-size --cache-dir --chat-format --checkpoint
---class-split --config --dataset --demos --device --distance --dtype --embedder --episodes
---help --hf-config --k --label-field --log-prompts --lora-alpha --lora-rank --lora-targets
+--class-split --config --data-files --dataset --demos --device --distance --dtype --embed-template
+--embedder --encoding --episodes --task
+--help --hf-config --k --label-field --log-prompts --log-scores --lora-alpha --lora-rank --lora-targets
 --method --mmr --model --no-progress --order --out --queries --resume --scoring --seed --shots
 --split --split-field --split-seed --template --text-field --trust-remote-code --ways -h
 """.split()
 TRAIN_FLAGS = """
---cache-dir --dataset --distance --dtype --device --embedder --eval-every --head --help
+--cache-dir --data-files --dataset --distance --dtype --device --embed-template --embedder
+--encoding --eval-every --head --help --task
 --hf-config --hidden --inner-lr --inner-steps --label-field --lora-alpha --lora-rank
 --lora-targets --lr --meta-batch --meta-lr --method --model --no-progress --out --queries
 --scoring --seed --shots --split-field --split-seed --steps --template --text-field
@@ -64,7 +66,7 @@ def test_every_field_has_help_and_a_parser_and_used_by_names_real_methods():
     (["--method", "icl", "--method", "knn"], {"methods": ["icl", "knn"]}),
     (["--method", "retrieval", "--balance", "--mmr", "0.5"], {"balance": True, "mmr": 0.5}),
     ([], {"methods": ["retrieval"], "shots": [0, 1, 4], "queries": 2, "batch_size": 8,
-          "out": "runs/latest", "checkpoints": []}),
+          "out": None, "checkpoints": []}),  # out None: a new runs/DATE_TIME folder
 ])
 def test_each_type_rule_parses_into_the_config(argv, expected):
     config = eval_config(parse(["eval", *argv]))
@@ -138,6 +140,7 @@ def test_a_flag_counts_when_any_selected_method_uses_it_and_defaults_never_count
     (["eval", "--queries", "lots"], "'lots' is not an integer or 'all'"),
     (["eval", "--batch-size", "x"], "'x' is not an integer or 'auto'"),
     (["eval", "--batch-size", "0"], "--batch-size 0 must be a positive integer"),
+    (["eval", "--method", "icl", "--k", "-1"], "--k -1 is negative"),
     (["eval", "--scoring", "loud"], "invalid choice: 'loud'"),
     (["eval", "--method", "nope"], "unknown method 'nope'"),
     (["eval", "stray"], "unrecognized arguments: stray"),
@@ -179,7 +182,7 @@ def test_recorded_config_is_read_without_provenance_or_its_out(tmp_path):
                                 "provenance": {"version": "x"}}))  # JSON is YAML
     config = eval_config(parse(["eval", "--config", str(path), "--adapt-steps", "1"]))
     assert (config.methods, config.shots, config.adapt_steps, config.out) == (
-        ["finetune"], [1], 1, "runs/latest")
+        ["finetune"], [1], 1, None)
     # the recorded methods decide which flags apply; a flag on the line replaces the value
     with pytest.raises(UserError, match="--balance does not apply"):
         eval_config(parse(["eval", "--config", str(path), "--balance"]))

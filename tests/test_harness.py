@@ -34,6 +34,19 @@ def _rows(folder):
     return [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
 
 
+def with_methods(args: list[str], *methods: str, drop: tuple = ()) -> list[str]:
+    """``args`` with ``--method`` flags for ``methods`` instead of its own, and the flags in
+    ``drop`` (each with its value) left out."""
+    kept, i = [args[0]], 1
+    while i < len(args):
+        if args[i] == "--method" or args[i] in drop:
+            i += 2
+            continue
+        kept.append(args[i])
+        i += 1
+    return kept[:1] + [x for m in methods for x in ("--method", m)] + kept[1:]
+
+
 def test_eval_end_to_end_and_same_seed_same_rows(run_args, tmp_path, capsys):
     out_a, out_b = tmp_path / "a", tmp_path / "b"
     assert main(run_args + ["--out", str(out_a)]) == 0
@@ -121,3 +134,40 @@ def test_meta_train_classes_too_small_do_not_block_eval(tmp_path):
                      shots=[1, 5], queries=4, episodes=2)
     ds, plan, episodes = prepare(cfg)
     assert len(episodes) == 2
+
+
+def _best(scores: dict) -> set:
+    top = max(scores.values())
+    return {label for label, value in scores.items() if value == top}
+
+
+def test_log_scores_holds_the_scores_each_metric_prediction_is_the_best_of(run_args, tmp_path):
+    args = with_methods(run_args, "knn", "protonet", "matching", drop=("--dtype",))
+    assert main(args + ["--log-scores", "--out", str(tmp_path / "scored")]) == 0
+    assert main(args + ["--out", str(tmp_path / "plain")]) == 0
+    scored, plain = _rows(tmp_path / "scored"), _rows(tmp_path / "plain")
+    assert len(scored) == 3 * 3 * 3
+    for row in scored:
+        assert len(row["label_scores"]) == row["n_queries"]
+        for pred, scores in zip(row["predictions"], row["label_scores"]):
+            assert len(scores) == 3 and pred in _best(scores), (row["method"], scores)
+    assert all("label_scores" not in row for row in plain)  # rows unchanged without the flag
+    same = lambda rs: [(r["method"], r["shots"], r["predictions"]) for r in rs]  # noqa: E731
+    assert same(scored) == same(plain)
+
+
+@pytest.mark.parametrize("methods, extra", [
+    (("zero-shot", "icl", "retrieval"), []),
+    (("icl",), ["--scoring", "calibrated"]),
+    (("icl",), ["--scoring", "channel"]),
+    (("finetune",), ["--adapt-steps", "1", "--lora-rank", "2"]),
+])
+def test_log_scores_holds_the_scores_each_lm_prediction_is_the_best_of(run_args, tmp_path,
+                                                                        methods, extra):
+    args = with_methods(run_args, *methods, drop=("--episodes", "--shots"))
+    assert main(args + extra + ["--episodes", "1", "--shots", "0,1", "--log-scores",
+                                "--out", str(tmp_path / "run")]) == 0
+    for row in _rows(tmp_path / "run"):
+        assert len(row["label_scores"]) == row["n_queries"]
+        for pred, scores in zip(row["predictions"], row["label_scores"]):
+            assert len(scores) == 3 and pred in _best(scores), (row["method"], scores)

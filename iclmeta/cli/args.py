@@ -60,7 +60,8 @@ def add_eval_parser(sub, methods: list[str]) -> None:
                          "(its --out is not reused)")
     add_fields(ev, EvalConfig, {f.name for f in dataclasses.fields(EvalConfig)}, EVAL_SECTIONS,
                context={"methods": ", ".join(methods)})
-    ev.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    ev.add_argument("--resume", action="store_true", help="continue an interrupted run in --out "
+                    "(default: the newest run, runs/latest)")
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 

@@ -4,8 +4,11 @@ The flag is ``--field-name`` (or ``metadata["flag"]``); the field's type picks t
 
 - ``bool`` -> ``store_true``; ``int``, ``float``, ``str`` -> that type;
 - ``Literal[...]`` -> choices; ``int | Literal["auto"]`` -> an integer or one of the words;
-- ``list[int]`` / ``list[str]`` -> a comma list (``0,1,4``); with ``repeat``: once per value;
-- ``X | None`` -> X's parser; ``metadata["none"]`` is the word that means None (``all``).
+- ``Annotated[str, Pattern(...)]`` -> a string of that form (``--device cuda:1``);
+- ``list[int]`` / ``list[str]`` -> a comma list (``0,1,4``); with ``repeat``: once per value,
+  and with ``comma`` as well: each a comma list (``--method icl,knn --method retrieval``);
+- ``X | None`` -> X's parser; ``metadata["none"]`` is the word that means None (``all``);
+- ``dict[str, str] | None`` -> comma-separated ``key=value`` pairs (``train=a.csv,test=b.csv``).
 
 The help is ``metadata["help"]`` plus the default (``metadata["default_text"]`` or the field's
 default). Every flag defaults to ``argparse.SUPPRESS``: the parsed namespace holds only what
@@ -25,6 +28,7 @@ import dataclasses
 import types
 from typing import Literal, Union, get_args, get_origin, get_type_hints
 
+from iclmeta.config.fields import pattern_of
 from iclmeta.errors import UserError
 
 _NAMES = {int: "an integer", float: "a number", str: "a string"}
@@ -57,11 +61,15 @@ def parser_kwargs(hint, field: dataclasses.Field) -> dict:
         return {"action": argparse.BooleanOptionalAction if field.default else "store_true"}
     if hint in _NAMES:
         return {"type": hint}
+    if pattern := pattern_of(hint):
+        return {"type": _matching(pattern), "metavar": meta.get("metavar", field.name.upper())}
     if origin is Literal:
         return {"choices": list(args)}
     if origin is list and args[0] in _NAMES:
         if meta.get("repeat"):
-            return {"action": "append", "type": args[0], "metavar": meta.get("metavar")}
+            kind = _comma_list(args[0], "a,b") if meta.get("comma") else args[0]
+            return {"action": "extend" if meta.get("comma") else "append", "type": kind,
+                    "metavar": meta.get("metavar")}
         return {"type": _comma_list(args[0], shown_default(field) or "a,b")}
     if origin in (Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
@@ -74,7 +82,40 @@ def parser_kwargs(hint, field: dataclasses.Field) -> dict:
         if len(base) == 1 and base[0] in _NAMES:
             return {"type": _word_or(base[0], words) if words else base[0],
                     "metavar": meta.get("metavar")}
+        if len(base) == 1 and not words and get_origin(base[0]) is list:  # list[str] | None
+            return {"type": _comma_list(get_args(base[0])[0], "a,b"),
+                    "metavar": meta.get("metavar")}
+        if len(base) == 1 and not words and get_origin(base[0]) is dict:  # dict[str, str] | None
+            return {"type": _pairs, "metavar": meta.get("metavar")}
     raise TypeError(f"no command-line parser for {field.name}: {hint}")
+
+
+def _matching(pattern):
+    def parse(text: str) -> str:
+        if not pattern.matches(text):
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of: {pattern.choices}")
+        return text
+    parse.__name__ = "string"
+    return parse
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """``train=a.csv,test=b.csv`` -> ``{"train": "a.csv", "test": "b.csv"}``."""
+    pairs: dict[str, str] = {}
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key or not value:
+            raise argparse.ArgumentTypeError(f"{item!r} is not KEY=VALUE; give comma-separated "
+                                             "pairs, e.g. train=a.csv,test=b.csv")
+        if key in pairs:
+            raise argparse.ArgumentTypeError(f"{key!r} is given twice; give each key once")
+        pairs[key] = value
+    if not pairs:
+        raise argparse.ArgumentTypeError("give at least one KEY=VALUE pair, e.g. train=a.csv")
+    return pairs
+
+
+_pairs.__name__ = "KEY=VALUE pairs"
 
 
 def _word_or(kind, words: dict):
@@ -119,7 +160,7 @@ def sections(parser: argparse.ArgumentParser, titles: dict) -> dict:
 def add_fields(parser: argparse.ArgumentParser, cls, names, titles: dict,
                context: dict | None = None) -> None:
     """One flag per field of ``cls`` in ``names``, in sections by ``metadata["group"]``."""
-    hints, groups = get_type_hints(cls), sections(parser, titles)
+    hints, groups = get_type_hints(cls, include_extras=True), sections(parser, titles)
     for field in dataclasses.fields(cls):
         if field.name in names:
             add_flag(groups[field.metadata.get("group")], field, hints[field.name],

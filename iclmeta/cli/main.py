@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 
 from iclmeta.cli.args import TRAIN_FAMILIES, build_parser, option_strings, subcommands
+from iclmeta.cli.extras import missing_extra
 from iclmeta.cli.flags import check_used, flag_name, given
 from iclmeta.config import EvalConfig, MetricTrainConfig
 from iclmeta.errors import UserError
@@ -24,12 +26,21 @@ def eval_config(args, command: str = "eval", methods: list[str] | None = None) -
     from iclmeta.io import load_yaml
     typed = given(args, EvalConfig)
     flags = typed if methods is None else {**typed, "methods": methods}
+    flags = with_task(flags, EvalConfig)
     recorded = getattr(args, "config_file", None)
     config = EvalConfig.from_recorded(load_yaml(recorded), **flags) if recorded \
         else EvalConfig.from_dict(flags)
     check_methods(config.methods)
     check_used(typed, EvalConfig, config.methods, _who(command, config.methods))
     return config
+
+
+def with_task(flags: dict, cls) -> dict:
+    """``--task``'s values for ``cls`` with the given flags on top (flags override the task)."""
+    if not flags.get("task"):
+        return flags
+    from iclmeta.tasks import task_values
+    return {**task_values(flags["task"], cls), **{k: v for k, v in flags.items() if k != "task"}}
 
 
 def cmd_eval(args) -> int:
@@ -67,7 +78,10 @@ def train_config(args):
             raise UserError(f"{flag_name(foreign[0])} does not apply to "
                             f"'{_who('train', [args.method])}'; it is used by "
                             f"'train --method {', '.join(methods)}'")
-    return cls(method=args.method, **mine)
+    if "embed_template" in mine and cls is not MetricTrainConfig:  # LoRA embeds nothing
+        raise UserError(f"--embed-template does not apply to '{_who('train', [args.method])}'; "
+                        f"it is used by 'train --method {', '.join(TRAIN_FAMILIES['metric'][0])}'")
+    return cls(method=args.method, **with_task(mine, cls))
 
 
 def cmd_train(args) -> int:
@@ -86,7 +100,14 @@ def cmd_train(args) -> int:
     return 0
 
 
-COMMANDS = {"eval": cmd_eval, "report": cmd_report, "train": cmd_train, "prompt": cmd_show_prompt}
+def cmd_ls(args) -> int:
+    from iclmeta.cli.catalogue import catalogue
+    print(catalogue(args.section))
+    return 0
+
+
+COMMANDS = {"eval": cmd_eval, "report": cmd_report, "train": cmd_train, "prompt": cmd_show_prompt,
+            "ls": cmd_ls}
 
 
 def parse(argv: list[str] | None):
@@ -106,12 +127,22 @@ def parse(argv: list[str] | None):
     return args
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning  # a warning is one line, like an error
     try:
         args = parse(argv)
         return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional package (pip install iclmeta, no extras)
+        if (fix := missing_extra(exc)) is None:
+            raise
+        print(f"error: {fix}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: rows written so far are kept; rerun with --resume to continue",

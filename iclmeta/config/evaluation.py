@@ -32,8 +32,8 @@ META_LEARNED = ("multitask", "maml", "fomaml", "reptile")
 class EvalConfig(DataSource):
     """Everything that decides an evaluation's rows. Strings are parsed once, at the CLI."""
 
-    methods: list[str] = opt(["retrieval"], "repeatable; one of: {methods}", flag="--method",
-                             repeat=True, metavar="METHOD")
+    methods: list[str] = opt(["retrieval"], "repeatable or comma-separated; one of: {methods}",
+                             flag="--method", repeat=True, comma=True, metavar="METHOD")
     # model and embedder are recorded in every row, so every method counts as using them.
     model: str | None = shared("model", group="models")
     embedder: str | None = shared("embedder", group="models")
@@ -64,6 +64,9 @@ class EvalConfig(DataSource):
                                   used_by=("instruct",))
     log_prompts: bool = opt(False, "store each query's prompt text in its result row "
                             "('prompts')", used_by=PROMPTING)
+    log_scores: bool = opt(False, "store each query's score for every candidate label in its "
+                           "result row ('label_scores', higher is more likely: the scores the "
+                           "prediction took the best of)", used_by=PROMPTING + METRIC + GRADIENT)
     k: int | None = opt(None, "demonstrations per prompt", group="prompting",
                         used_by=("icl", "retrieval", "instruct"), default_text="ways x shots")
     balance: bool = opt(False, "retrieval: same count per label", group="prompting",
@@ -79,7 +82,11 @@ class EvalConfig(DataSource):
     cache_dir: str | None = shared("cache_dir", group="models")
     trust_remote_code: bool = opt(False, "allow a hub model's own code to run (off by default)",
                                   group="models", used_by=LM_METHODS)
-    out: str = opt("runs/latest", "run folder")
+    out: str | None = opt(None, "run folder, made once every check has passed; only an empty "
+                          "folder or one iclmeta made is written to; --resume without --out "
+                          "continues the newest run, runs/latest",
+                          default_text="a new runs/DATE_TIME folder per run, runs/latest links "
+                          "to the newest")
     distance: Distance | None = opt(None, "similarity of embeddings", group="metric",
                                     used_by=METRIC, default_text="the checkpoint's, else cosine")
     checkpoints: list[str] = opt(
@@ -147,5 +154,8 @@ class EvalConfig(DataSource):
             raise UserError("--queries must be at least 1 (or 'all')")
         if (self.adapt_steps or 0) < 0 or (self.adapt_lr or 0) < 0 or self.lora_rank < 1:
             raise UserError("--adapt-steps and --adapt-lr must be non-negative, --lora-rank >= 1")
+        if self.k is not None and self.k < 0:
+            raise UserError(f"--k {self.k} is negative; give the number of demonstrations "
+                            "per prompt (0 or more)")
         if self.mmr is not None and not 0.0 <= self.mmr <= 1.0:
             raise UserError(f"--mmr {self.mmr} is outside [0, 1]; 1 is pure similarity")

@@ -7,7 +7,8 @@ metadata, so the CLI generates each flag from the field itself (``iclmeta.cli.fl
   that means "the checkpoint's", "guessed", ...); other defaults are shown as they are;
 - ``group``: the help section (``data``, ``episodes``, ``models``, ...); none: top level;
 - ``used_by``: the methods that read the field; a flag no selected method uses is an error;
-- ``flag``: the flag's name when it is not ``--field-name``; ``repeat``: given once per value;
+- ``flag``: the flag's name when it is not ``--field-name``; ``repeat``: given once per value
+  (``comma``: or several per flag, comma-separated);
 - ``none``: the word that means None on the command line (``--queries all``).
 
 >>> from dataclasses import dataclass, fields
@@ -20,11 +21,30 @@ metadata, so the CLI generates each flag from the field itself (``iclmeta.cli.fl
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, get_args, get_origin, get_type_hints
+import re
+from typing import Annotated, Literal, get_args, get_origin, get_type_hints
 
 from iclmeta.errors import UserError
 
-Device = Literal["auto", "cpu", "cuda", "mps"]
+
+@dataclasses.dataclass(frozen=True)
+class Pattern:
+    """The form a string field must have, as ``Annotated[str, Pattern(regex, choices)]``; the
+    CLI and ``check_choices`` both check it, and ``choices`` is what errors offer instead.
+
+    >>> Pattern(r"cuda(:[0-9]+)?", "cuda or cuda:N").matches("cuda:1")
+    True
+    """
+
+    regex: str
+    choices: str
+
+    def matches(self, value) -> bool:
+        return isinstance(value, str) and re.fullmatch(self.regex, value) is not None
+
+
+# cuda:N picks one GPU; whether it exists is checked where the model loads (iclmeta.devices).
+Device = Annotated[str, Pattern(r"auto|cpu|mps|cuda(:[0-9]+)?", "auto, cpu, mps, cuda or cuda:N")]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Distance = Literal["cosine", "euclidean"]
 
@@ -45,18 +65,29 @@ def opt(default=None, help: str = "", **meta):
 
 # Fields that eval and both trainers share carry one help text, written once here.
 SHARED_HELP = {
-    "dataset": "builtin name (trec, trec-50, snips), a .jsonl/.csv file, or a Hugging Face "
-               "dataset id or folder",
-    "text_field": "field holding the text",
+    "dataset": "builtin name (trec, trec-50, snips, presup-nli), a .csv/.tsv/.json/.jsonl/"
+               ".parquet file, or a Hugging Face dataset id or folder; with --data-files, "
+               "a name for the data",
+    "text_field": "field holding the text, or comma-separated fields for multi-field inputs "
+                  "(premise,hypothesis)",
     "label_field": "field holding the label",
     "split_field": "field naming each example's split",
     "hf_config": "configuration of a Hugging Face dataset, e.g. plus",
+    "data_files": "one file per split, comma-separated SPLIT=FILE pairs "
+                  "(train=a.csv,test=b.csv[,validation=c.csv]); each file's rows take its split",
+    "encoding": "text encoding of CSV/TSV/JSON files (a UTF-8 BOM is skipped)",
     "model": "LM: smollm2 (embedded), gemma3-270m, a Hugging Face id, a local folder or a "
              ".gguf file",
     "embedder": "sentence-transformers model: minilm (embedded), a Hugging Face id or a local "
                 "folder",
     "template": "prompt template name in prompts/ or a YAML file",
-    "device": "where the LM runs",
+    "task": "a task file (YAML) or a shipped task name ('iclmeta ls tasks'): data, fields, "
+            "template, verbalizers and defaults in one; flags given beside it override it",
+    # Help goes through str.format: four braces show as two.
+    "embed_template": "what the embedder reads (retrieval, metric methods): a template over "
+                      "the input fields, e.g. '{{{{premise}}}}'",
+    "device": "where the LM runs: auto (the first CUDA GPU when there is one, else the CPU), "
+              "cpu, mps, cuda or cuda:N (GPU number N)",
     "dtype": "precision of the LM's weights (auto: float32 on the CPU, where it keeps "
              "predictions independent of batch size and prefix reuse; bfloat16 on GPUs)",
     "cache_dir": "model and embedding cache",
@@ -68,6 +99,8 @@ SHARED_HELP = {
 SHARED_DEFAULT_TEXT = {"text_field": "guessed", "label_field": "guessed",
                        "split_field": "'split' when present", "model": "smollm2",
                        "embedder": "minilm", "template": "by dataset",
+                       "embed_template": "a single field as it is; several as "
+                                         "'name: value' lines",
                        "cache_dir": "$ICLMETA_CACHE or ~/.cache/iclmeta"}
 
 
@@ -79,7 +112,8 @@ def shared(name: str, default=None, **meta):
 
 
 def check_choices(config) -> None:
-    """Every ``Literal`` field (or ``Literal | None``) holds one of its choices.
+    """Every ``Literal`` field (or ``Literal | None``) holds one of its choices, and every
+    ``Pattern`` field has its form.
 
     >>> from dataclasses import dataclass
     >>> @dataclass
@@ -88,11 +122,13 @@ def check_choices(config) -> None:
     >>> check_choices(C(device="gpu"))
     Traceback (most recent call last):
     ...
-    iclmeta.errors.UserError: unknown device 'gpu'; choose one of: auto, cpu, cuda, mps
+    iclmeta.errors.UserError: unknown device 'gpu'; choose one of: auto, cpu, mps, cuda or cuda:N
     """
-    for name, hint in get_type_hints(type(config)).items():
+    for name, hint in get_type_hints(type(config), include_extras=True).items():
         choices = literal_choices(hint)
         value = getattr(config, name)
+        if (pattern := pattern_of(hint)) and not pattern.matches(value):
+            raise UserError(f"unknown {name} {value!r}; choose one of: {pattern.choices}")
         if choices and value not in choices and not (value is None and _optional(hint)):
             raise UserError(f"unknown {name} {value!r}; choose one of: "
                             f"{', '.join(map(str, choices))}")
@@ -106,6 +142,13 @@ def literal_choices(hint) -> tuple:
     if len(inner) == 1 and get_origin(inner[0]) is Literal and _optional(hint):
         return get_args(inner[0])
     return ()
+
+
+def pattern_of(hint) -> Pattern | None:
+    """The ``Pattern`` of an ``Annotated[str, Pattern(...)]`` hint; None for any other type."""
+    if get_origin(hint) is Annotated:
+        return next((m for m in hint.__metadata__ if isinstance(m, Pattern)), None)
+    return None
 
 
 def _optional(hint) -> bool:

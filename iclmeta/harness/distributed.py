@@ -58,6 +58,17 @@ class Processes:
         if self.state is not None:
             self.state.wait_for_everyone()
 
+    def share(self, value):
+        """The main process's ``value``, on every process (each must call this at the same
+        point; the others' ``value`` is ignored)."""
+        if self.state is None:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def rank_file(self) -> str:
         return f"results.rank{self.rank}.jsonl"
 

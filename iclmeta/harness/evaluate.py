@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from iclmeta.config import EvalConfig
 from iclmeta.io import load_yaml, save_yaml
 from iclmeta.data.example import LabelledDataset
 from iclmeta.data.sources import load_source
-from iclmeta.harness.distributed import RANK_PATTERN, Processes, merge_rank_files
+from iclmeta.harness.distributed import Processes, merge_rank_files
 from iclmeta.data.episodes import Episode, EpisodePlan, plan_episodes, sample_episodes
 from iclmeta.data.leakage import overlap
 from iclmeta.errors import UserError
 from iclmeta.data.prediction import Prediction
+from iclmeta.harness.provenance import provenance, resumed
 from iclmeta.harness.registry import build_method, check_methods
+from iclmeta.harness.run_folder import Claim, check_folder, has_results, target
 from iclmeta.harness.store import ResultStore, load_results
 from iclmeta.models import DEFAULT_EMBEDDER, DEFAULT_LM
 from iclmeta.report.stats import format_table, summarize, write_summary
@@ -56,26 +58,28 @@ def prepare(config: EvalConfig) -> tuple[LabelledDataset, EpisodePlan, list[Epis
     return ds, plan, sample_episodes(ds, plan, config.episodes, config.seed)
 
 
-def _start_run(config: EvalConfig, plan: EpisodePlan, resume: bool,
-               proc: Processes = Processes()) -> Path:
-    out = Path(config.out)
-    store = ResultStore(out)
-    saved = {"config": config.to_dict(), "episodes": plan.to_dict()}
-    if (store.path.exists() and store.path.stat().st_size > 0) or any(out.glob(RANK_PATTERN)):
-        if not resume:
-            raise UserError(f"{out} already holds results; pass --resume to continue that run "
-                            "or choose a new --out")
-        # A key the earlier run did not record had its default then (it predates the option).
-        previous = {**EvalConfig().to_dict(), **load_yaml(out / "config.yaml").get("config", {})}
-        changed = sorted(k for k in saved["config"] if previous.get(k) != saved["config"][k])
-        if changed:
-            raise UserError(f"--resume with different settings ({', '.join(changed)}) than the "
-                            f"run in {out}; use the same settings or a new --out")
-    proc.barrier()  # every process has checked the folder before the main one writes to it
+def _start_run(config: EvalConfig, plan: EpisodePlan, claim: Claim | None, record: dict | None,
+               proc: Processes = Processes()) -> tuple[EvalConfig, Path]:
+    """Write ``config.yaml`` into the claimed folder (the main process; on ``--resume`` after the
+    settings are compared) and tell every process where it is."""
     if proc.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        out = claim.out
+        config = replace(config, out=str(out))
+        saved = {"config": config.to_dict(), "episodes": plan.to_dict(), "provenance": record}
+        if has_results(out):
+            recorded = load_yaml(out / "config.yaml")
+            # A key the earlier run did not record had its default then (it predates the
+            # option); ``out`` is where the folder is now, however it is spelled or moved.
+            previous = {**EvalConfig().to_dict(), **recorded.get("config", {})}
+            changed = sorted(k for k, v in saved["config"].items()
+                             if k != "out" and previous.get(k) != v)
+            if changed:
+                raise UserError(f"--resume with different settings ({', '.join(changed)}) than "
+                                f"the run in {out}; use the same settings or a new --out")
+            saved["provenance"] = resumed(recorded.get("provenance"), record, out)
         save_yaml(saved, out / "config.yaml")
-    return out
+    out = Path(proc.share(str(claim.out) if proc.is_main else None))
+    return replace(config, out=str(out)), out
 
 
 def _load_rows(out: Path, order: list[tuple], proc: Processes) -> list[dict]:
@@ -109,6 +113,8 @@ def row_for(config, ds, plan, method, episode, shots, pred: Prediction, seconds)
         "query_ids": [q.id for q in episode.query], "gold": [q.label for q in episode.query],
         "predictions": list(pred.labels), "demo_ids": pred.demo_ids,
     }
+    if config.log_scores:  # one {label: score} per query; none for unscored predictions
+        row["label_scores"] = pred.scores or [{} for _ in episode.query]
     row.update(pred.extra)
     return row
 
@@ -130,14 +136,38 @@ def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True,
     Under ``accelerate launch`` each process runs its share of the episodes and the main
     process merges the rows (see ``iclmeta.harness.distributed``).
     """
+    from iclmeta.harness.resources import Resources
+
     proc = Processes.current()
+    config.validate()
+    # A folder this run may not write to is refused before anything loads.
+    out, fresh = target(config.out, resume) if proc.is_main else (None, False)
+    if proc.is_main:
+        check_folder(out, resume)
     ds, plan, episodes = prepare(config)
     if proc.is_main:
         echo(plan.describe())
         if ds.duplicates_removed:
             echo(f"{ds.duplicates_removed} exact duplicate texts removed from {ds.name}")
-    methods = load_methods(config, ds, plan)  # every refusal comes before anything is written
-    out = _start_run(config, plan, resume, proc)
+    resources = Resources(config, ds)
+    methods = load_methods(config, ds, plan, resources)  # every refusal before any write
+    claim = Claim.take(out, resume, fresh) if proc.is_main else None
+    try:
+        config, out = _start_run(config, plan, claim, provenance(resources) if claim else None,
+                                 proc)
+        report = _run(config, ds, plan, episodes, methods, out, proc, progress, echo)
+    except BaseException:
+        if claim:  # a new or empty folder that got no row is left as it was found
+            claim.release(failed=True)
+        raise
+    if claim:
+        claim.release()
+    return report
+
+
+def _run(config, ds, plan, episodes, methods, out: Path, proc: Processes, progress: bool,
+         echo) -> Report:
+    """Evaluate what ``out`` does not hold yet (this process's share) and merge the rows."""
     items = work_items(config, episodes)
     order = [(name, shots, ep.id) for ep, name, shots in items]
     rows = _load_rows(out, order, proc)
@@ -162,7 +192,8 @@ def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True,
     return report
 
 
-def load_methods(config: EvalConfig, ds: LabelledDataset, plan: EpisodePlan) -> dict:
+def load_methods(config: EvalConfig, ds: LabelledDataset, plan: EpisodePlan,
+                 resources=None) -> dict:
     """Build and load every method, then refuse any whose checkpoint saw evaluated data.
 
     A checkpoint or adapter trained on any evaluated class (same dataset) or text is a leak into
@@ -171,7 +202,7 @@ def load_methods(config: EvalConfig, ds: LabelledDataset, plan: EpisodePlan) -> 
     """
     from iclmeta.harness.resources import Resources
 
-    resources = Resources(config, ds)
+    resources = resources or Resources(config, ds)
     methods = {name: build_method(name, resources) for name in config.methods}
     for name, method in methods.items():
         method.fit()  # loads what the method needs, before the clock

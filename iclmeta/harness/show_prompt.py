@@ -48,7 +48,8 @@ def render_prompt(config: EvalConfig, episode: int = 0, query: int = 0,
     shown = {"method": name, "dataset": ds.name, "episode": ep.id, "query": query,
              "query_id": q.id, "gold": q.label, "shots": shots, "scoring": config.scoring,
              "labels": list(ep.classes), "demo_ids": plan.demo_ids,
-             "demos_dropped": plan.dropped, "messages": plan.messages, "prompt": plan.shown()}
+             "demos_dropped": plan.dropped, "messages": plan.messages, "prompt": plan.shown(),
+             "template": method.res.builder.template.name}
     shown["candidates"] = [c for _, c in plan.channel] if plan.channel else plan.candidates
     if plan.content_free:
         shown["content_free_prompts"] = plan.content_free
@@ -66,6 +67,7 @@ def format_prompt(shown: dict) -> str:
     lines = [f"# method {shown['method']}, {shown['dataset']} episode {shown['episode']}, "
              f"query {shown['query']} (id {shown['query_id']}, gold {shown['gold']}), "
              f"{shown['shots']}-shot, scoring {shown['scoring']}",
+             f"# template: {shown.get('template', '-')}",
              f"# demonstrations ({len(shown['demo_ids'])}, dropped to fit the window: "
              f"{shown['demos_dropped']}): {' '.join(shown['demo_ids']) or '-'}",
              f"# candidates: {json.dumps(shown['candidates'])}"]

@@ -5,9 +5,16 @@ import json
 import os
 from pathlib import Path
 
+from iclmeta.errors import UserError
+
 
 class ResultStore:
-    """``results.jsonl`` with one fsynced line per row; a torn last line is dropped on resume."""
+    """``results.jsonl`` with one fsynced line per row.
+
+    On load, a torn *last* line (a write the interruption cut short) is dropped and cut from
+    the file; a bad line anywhere else is damage, not an interruption, and is an error naming
+    its line, so that nothing after it is silently lost.
+    """
 
     def __init__(self, out: Path, name: str = "results.jsonl"):
         self.path = out / name
@@ -15,14 +22,18 @@ class ResultStore:
     def load(self) -> list[dict]:
         if not self.path.exists():
             return []
+        lines = self.path.read_bytes().splitlines(keepends=True)
         rows, good = [], 0
-        with open(self.path, "rb") as handle:
-            for line in handle:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # an interrupted write: keep everything before it
-                good += len(line)
+        for number, line in enumerate(lines, 1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number < len(lines):
+                    raise UserError(f"{self.path}:{number}: corrupt row (not JSON) before "
+                                    f"{len(lines) - number} more; repair or delete that line, "
+                                    "then rerun with --resume") from None
+                break  # an interrupted write: keep everything before it
+            good += len(line)
         if good < self.path.stat().st_size:
             with open(self.path, "r+b") as handle:
                 handle.truncate(good)

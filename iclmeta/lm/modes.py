@@ -105,11 +105,15 @@ def channel_format(demo_pattern: str) -> tuple[str, str, str]:
     return between.lstrip(), head, tail
 
 
-def predict_with(scoring: str, lm: LM, plans, labels: list[str], builder):
+def predict_with(scoring: str, lm: LM, plans, labels: list[str], builder,
+                 scores_out: list | None = None):
     """Predicted labels, extra row fields and tokens run, for the plans of one episode.
 
     ``plans`` are ``QueryPrompt``s rendered for ``scoring`` (see ``iclmeta.prompting``); ``lm``
-    is used only through the ``LM`` protocol.
+    is used only through the ``LM`` protocol. ``scores_out``, when a list, receives one row per
+    plan of the label scores each prediction is the argmax of (``direct``: summed
+    log-likelihood; ``normalized``: per token; ``calibrated``: calibrated log-probability;
+    ``channel``: log p(query text | label)); ``generate`` scores no labels and adds nothing.
     """
     if scoring not in SCORINGS:
         raise UserError(f"unknown scoring {scoring!r}; choose one of: {', '.join(SCORINGS)}")
@@ -122,13 +126,21 @@ def predict_with(scoring: str, lm: LM, plans, labels: list[str], builder):
         return predicted, {"unparseable_rate": rate, "generations": outputs}, tokens
     if scoring == "channel":
         values, tokens = _channel_scores(lm, plans, len(labels))
+        _keep(scores_out, values)
         return [labels[i] for i in values.argmax(1)], {}, tokens
     if scoring == "calibrated":
         values, tokens, n_sets = _calibrated(lm, plans, len(labels))
+        _keep(scores_out, values)
         return [labels[i] for i in values.argmax(1)], {"content_free_sets": n_sets}, tokens
     scores = lm.score([p.prompt for p in plans], plans[0].candidates)
     values = scores.normalized() if scoring == "normalized" else scores.total
+    _keep(scores_out, values)
     return [labels[i] for i in np.argmax(values, axis=1)], {}, scores.prompt_tokens
+
+
+def _keep(out: list | None, values) -> None:
+    if out is not None:
+        out.extend(np.asarray(values, dtype=float).tolist())
 
 
 def _by_demo_set(plans) -> dict[tuple, list[int]]:

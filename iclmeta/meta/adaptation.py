@@ -69,11 +69,13 @@ class Answer:
 
 def adapt_and_predict(lora: LoraLM, builder, params, episode, shots: int, steps: int,
                       lr: float, normalize: bool = True,
-                      batch_size: int | Callable[[int], int] = 8) -> Answer:
+                      batch_size: int | Callable[[int], int] = 8,
+                      scores_out: list | None = None) -> Answer:
     """Adapt ``params`` on the episode's ``shots``-shot support, then label its queries.
 
     ``batch_size`` is the number of query prompts per forward, or a function of the tokens per
     prompt that returns it (``HFLM.batch_for``, which resolves ``--batch-size auto``).
+    ``scores_out``, when a list, receives each query's label scores (see ``LoraLM.predict``).
 
     >>> adapt_and_predict(lora, builder, params, episode, 1, 2, 0.1).steps  # doctest: +SKIP
     2
@@ -87,6 +89,6 @@ def adapt_and_predict(lora: LoraLM, builder, params, episode, shots: int, steps:
     if callable(batch_size):
         longest = max(map(len, queries.prompt_ids)) + max(map(len, queries.cand_ids))
         batch_size = batch_size(longest)
-    picked = lora.predict(params, queries, int(batch_size))
+    picked = lora.predict(params, queries, int(batch_size), scores_out)
     return Answer([classes[i] for i in picked], steps, losses,
                   sum(len(p) for p in queries.prompt_ids))

@@ -124,15 +124,20 @@ class LoraLM:
         logits = self.logits(params, batch)
         return torch.nn.functional.cross_entropy(logits, batch.targets.to(logits.device))
 
-    def predict(self, params, batch: TaskBatch, batch_size: int = 8) -> list[int]:
-        """Index of the best-scoring candidate for each example (no gradients)."""
+    def predict(self, params, batch: TaskBatch, batch_size: int = 8,
+                scores_out: list | None = None) -> list[int]:
+        """Index of the best-scoring candidate for each example (no gradients); ``scores_out``,
+        when a list, receives each example's label scores (``logits``) it is the argmax of."""
         out = []
         with torch.no_grad():
             for start in range(0, len(batch), batch_size):
                 part = TaskBatch(batch.prompt_ids[start:start + batch_size], batch.cand_ids,
                                  batch.targets[start:start + batch_size], batch.cand_tokens,
                                  batch.normalize)
-                out += self.logits(params, part).argmax(-1).tolist()
+                logits = self.logits(params, part)
+                out += logits.argmax(-1).tolist()
+                if scores_out is not None:
+                    scores_out.extend(logits.float().cpu().tolist())
         return out
 
     def portable(self, params) -> dict[str, torch.Tensor]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from iclmeta.errors import UserError
 from iclmeta.models import DEFAULT_LM
-from iclmeta.data.prediction import Prediction
+from iclmeta.data.prediction import Prediction, label_scores
 
 DEFAULT_ADAPT_STEPS = 3
 DEFAULT_ADAPT_LR = 0.1
@@ -67,6 +67,7 @@ class _AdaptedLoRA:
     def _settle(self, spec, steps, lr) -> None:
         from iclmeta.lm.hf import HFLM
         from iclmeta.meta.lora import attach_lora
+        self.res.builder.check(self.res.dataset)  # a template field the data lacks: refused now
         lm = self.res.lm
         if not isinstance(lm, HFLM):  # the one family that needs the torch model, not the seam
             raise UserError(f"--method {self.name} trains LoRA weights inside the model, so it "
@@ -82,13 +83,16 @@ class _AdaptedLoRA:
 
     def predict(self, episode, shots: int) -> Prediction:
         from iclmeta.meta.adaptation import adapt_and_predict
-        # lm.batch_for resolves --batch-size auto from the query prompts' length.
+        # lm.batch_for resolves --batch-size auto from the query prompts' length; with
+        # --log-scores the adapted model's label log-likelihoods (summed or per token) are kept.
+        scores = [] if self.res.config.log_scores else None
         answer = adapt_and_predict(self.lora, self.res.builder, self.init, episode, shots,
                                    self.steps, self.lr, self.res.config.scoring == "normalized",
-                                   self.res.lm.batch_for)
+                                   self.res.lm.batch_for, scores_out=scores)
         extra = {"adapt_steps": answer.steps, "adapt_lr": self.lr,
                  "support_losses": [round(x, 4) for x in answer.support_losses]}
-        return Prediction(answer.labels, [[] for _ in answer.labels], answer.prompt_tokens, extra)
+        return Prediction(answer.labels, [[] for _ in answer.labels], answer.prompt_tokens, extra,
+                          label_scores(scores or [], episode.classes))
 
 
 class FineTune(_AdaptedLoRA):
@@ -108,7 +112,9 @@ class MetaLearned(_AdaptedLoRA):
     """Test-time adaptation from an initialisation trained by ``iclmeta train``."""
 
     def fit(self) -> None:
-        from iclmeta.meta.checkpoints import load_adapter
+        from pathlib import Path
+
+        from iclmeta.meta.checkpoints import adapter_weights, load_adapter
         cfg = self.res.config
         check_scoring(self.name, cfg.scoring)
         path = adapter_path(cfg.adapters, self.name)
@@ -121,7 +127,8 @@ class MetaLearned(_AdaptedLoRA):
         train = meta["train"]
         self._settle(LoraSpec.from_dict(meta["lora"]), _pick(cfg.adapt_steps, train["inner_steps"]),
                      _pick(cfg.adapt_lr, train["inner_lr"]))
-        self.init = self.lora.from_portable(tensors)
+        self.init = adapter_weights(self.lora, tensors, Path(path) / "adapter.json",
+                                    cfg.model or DEFAULT_LM)
         self.options.update(adapter=str(path), adapter_step=meta.get("step"))
         self.trained_on = meta.get("trained_on")
 

@@ -14,6 +14,12 @@ always needs a trained checkpoint. A run may pass several ``--checkpoint`` folde
 method uses the one trained for it. At 0 shots the readable label names stand in for the
 support examples (one per class), so the methods give a label-name similarity baseline.
 
+With ``--log-scores`` each query's row holds the per-class scores the decision is the best of
+(``MetricNet``'s logits): ``knn`` the scaled similarity of the class's nearest support example
+(cosine, or negative squared Euclidean distance), ``protonet`` the scaled similarity to the
+class prototype, ``matching`` the log of the attention mass on the class, ``relation`` the
+relation module's score.
+
 >>> from iclmeta.config import EvalConfig
 >>> from iclmeta import evaluate
 >>> evaluate(EvalConfig(methods=["knn", "protonet"], dataset="trec-50", shots=[1, 5],
@@ -28,7 +34,8 @@ from iclmeta.errors import UserError
 from iclmeta.metric.nets import MetricNet
 from iclmeta.metric.checkpoints import load_checkpoint, read_checkpoint_config
 from iclmeta.models import DEFAULT_EMBEDDER
-from iclmeta.data.prediction import Prediction
+from iclmeta.prompts import EmbedText
+from iclmeta.data.prediction import Prediction, label_scores
 
 DEFAULT_DISTANCE = "cosine"
 
@@ -56,11 +63,17 @@ class MetricMethod:
         self.options = {"embedder": cfg.embedder or DEFAULT_EMBEDDER,
                         "distance": cfg.distance or DEFAULT_DISTANCE,
                         "head": "none", "checkpoint": None}
+        if cfg.embed_template is not None:  # recorded only when set: default rows stay as before
+            self.options["embed_template"] = cfg.embed_template
+        self.embed_text = EmbedText(cfg.embed_template)
         self._net: MetricNet | None = None
         self.trained_on: dict | None = None  # the checkpoint's training data (leakage guard)
 
     def fit(self) -> None:
         """Learned parts come from ``iclmeta train``; this loads and checks the checkpoint."""
+        self.embed_text.check(self.res.dataset)
+        if self.res.config.template:  # a task's verbalizers name the classes at 0 shots
+            self.res.builder.check(self.res.dataset)
         self.net()
 
     def net(self) -> MetricNet:
@@ -88,6 +101,11 @@ class MetricMethod:
         if cfg.distance and cfg.distance != net.distance:
             raise UserError(f"checkpoint {path} was trained with --distance {net.distance}; "
                             f"drop --distance or pass --distance {net.distance}")
+        trained = (meta.get("train") or {}).get("embed_template")
+        if trained != cfg.embed_template:
+            raise UserError(f"checkpoint {path} was trained on embedder texts from "
+                            f"--embed-template {trained!r}, this run uses {cfg.embed_template!r}; "
+                            "pass the same --embed-template or retrain")
         self.options["checkpoint"] = str(path)
         self.trained_on = meta.get("trained_on")
         return net
@@ -97,22 +115,31 @@ class MetricMethod:
         classes = list(episode.classes)
         support = episode.support_set(shots) if shots > 0 else []
         if support:
-            texts, ys = [e.text for e in support], [classes.index(e.label) for e in support]
-        else:  # 0 shots: the readable label names are the only thing known about each class
-            names = self.res.dataset.label_names
-            texts, ys = [names.get(c, c) for c in classes], list(range(len(classes)))
-        vectors = self.res.embedder.encode(texts + [q.text for q in episode.query])
+            texts = [self.embed_text(e) for e in support]
+            ys = [classes.index(e.label) for e in support]
+        else:  # 0 shots: the label words (a task's verbalizers) stand in for each class
+            texts, ys = [self._word(c) for c in classes], list(range(len(classes)))
+        vectors = self.res.embedder.encode(texts + [self.embed_text(q) for q in episode.query])
         xs, xq = torch.from_numpy(vectors[:len(texts)]), torch.from_numpy(vectors[len(texts):])
         ys_t = torch.tensor(ys)
         with torch.no_grad():
+            # --log-scores: the per-class logits (what each one means: the module docstring)
+            scores = label_scores(net(xs, ys_t, len(classes), xq).tolist(), classes) \
+                if getattr(self.res.config, "log_scores", False) else []
             if self.name == "knn":
                 nearest = net.nearest(xs, xq).tolist()
                 labels = [classes[ys[i]] for i in nearest]
                 demo_ids = [[support[i].id] if support else [] for i in nearest]
-                return Prediction(labels, demo_ids)
+                return Prediction(labels, demo_ids, scores=scores)
             pred = net(xs, ys_t, len(classes), xq).argmax(dim=1).tolist()
         used = [e.id for e in support]
-        return Prediction([classes[i] for i in pred], [list(used) for _ in episode.query])
+        return Prediction([classes[i] for i in pred], [list(used) for _ in episode.query],
+                          scores=scores)
+
+
+    def _word(self, label: str) -> str:
+        words = self.res.builder.template.verbalizers if self.res.config.template else {}
+        return words.get(label) or self.res.dataset.label_names.get(label, label)
 
 
 def build(name: str, resources) -> MetricMethod:

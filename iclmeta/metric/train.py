@@ -32,6 +32,7 @@ from iclmeta.data.leakage import training_record
 from iclmeta.errors import UserError
 from iclmeta.metric.checkpoints import save_checkpoint
 from iclmeta.metric.nets import MetricNet
+from iclmeta.prompts import EmbedText
 
 def trainable_plan(ds, cfg: MetricTrainConfig, split: str, echo=None) -> EpisodePlan:
     """Episodes over a class-disjoint meta-split, leaving out classes too small to sample.
@@ -57,12 +58,13 @@ def trainable_plan(ds, cfg: MetricTrainConfig, split: str, echo=None) -> Episode
 class EpisodeTensors:
     """Episodes over pre-embedded texts: ``batch(episode, shots)`` -> (xs, ys, xq, yq)."""
 
-    def __init__(self, ds, plan: EpisodePlan, embedder, n: int, seed: int):
+    def __init__(self, ds, plan: EpisodePlan, embedder, n: int, seed: int, text_of=None):
         groups = ds.by_label()
         self.classes = plan.classes
         examples = [e for c in plan.classes for e in groups[c]]
         self.row = {e.id: i for i, e in enumerate(examples)}
-        self.x = torch.from_numpy(embedder.encode([e.text for e in examples]).copy())
+        texts = [(text_of or EmbedText())(e) for e in examples]  # what eval embeds, too
+        self.x = torch.from_numpy(embedder.encode(texts).copy())
         self.episodes = sample_episodes(ds, plan, n, seed)
 
     def batch(self, episode: Episode, shots: int):
@@ -105,10 +107,11 @@ def fit_net(cfg: MetricTrainConfig, ds, embedder, progress: bool = True, echo=No
     from tqdm.auto import tqdm
 
     torch.manual_seed(cfg.seed)
+    text_of = EmbedText(cfg.embed_template)
     train = EpisodeTensors(ds, trainable_plan(ds, cfg, "meta-train", echo), embedder,
-                           cfg.steps, cfg.seed)
+                           cfg.steps, cfg.seed, text_of)
     val = EpisodeTensors(ds, trainable_plan(ds, cfg, "meta-val", echo), embedder,
-                         cfg.val_episodes, cfg.seed)
+                         cfg.val_episodes, cfg.seed, text_of)
     net = MetricNet(cfg.method, train.x.shape[1], cfg.head, cfg.distance, cfg.hidden)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     best = (episodic_accuracy(net, val, cfg.shots), 0, copy.deepcopy(net.state_dict()))
@@ -146,6 +149,7 @@ def train_metric(cfg: MetricTrainConfig, embedder=None, progress: bool = True,
     cfg.validate()
     started = time.perf_counter()
     ds = load_source(cfg)
+    EmbedText(cfg.embed_template).check(ds)  # before any embedding or writing
     if embedder is None:
         from iclmeta.retrieval.embedder import Embedder
         cache = None if cfg.cache_dir is None else Path(cfg.cache_dir) / "embeddings"

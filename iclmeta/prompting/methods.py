@@ -17,8 +17,9 @@ from iclmeta.errors import UserError
 from iclmeta.models import DEFAULT_EMBEDDER
 from iclmeta.lm.modes import MAX_NEW_TOKENS, predict_with
 from iclmeta.lm.protocol import LM
-from iclmeta.data.prediction import Prediction
+from iclmeta.data.prediction import Prediction, label_scores
 from iclmeta.prompting.render import QueryPrompt, Renderer
+from iclmeta.prompts import EmbedText
 
 
 class NoDemos:
@@ -52,23 +53,29 @@ class RetrievalSource(NoDemos):
         self.res = resources
         self.options = {"embedder": cfg.embedder or DEFAULT_EMBEDDER, "balance": cfg.balance,
                         "mmr": cfg.mmr, "order": cfg.order}
+        if cfg.embed_template is not None:  # recorded only when set: default rows stay as before
+            self.options["embed_template"] = cfg.embed_template
+        self.embed_text = EmbedText(cfg.embed_template)
         # The least relevant demonstration sits first (nearest-last) or last (nearest-first).
         self.drop_last = cfg.order == "nearest-first"
         self._selector = None
 
     def fit(self, resources) -> None:
+        self.embed_text.check(resources.dataset)
         resources.embedder
 
     def prepare(self, episode, shots) -> None:
         if shots > 0:  # embed the support and the queries in one batch; selection hits the cache
-            self.res.embedder.encode([e.text for e in episode.support_set(shots) + episode.query])
+            self.res.embedder.encode([self.embed_text(e)
+                                      for e in episode.support_set(shots) + episode.query])
 
     def demos(self, episode, shots, query, n):
         if self._selector is None:
             from iclmeta.retrieval.select import KNNSelector
             cfg = self.res.config
             self._selector = KNNSelector(self.res.embedder, balance=cfg.balance,
-                                         mmr_lambda=cfg.mmr, order=cfg.order)
+                                         mmr_lambda=cfg.mmr, order=cfg.order,
+                                         text_of=self.embed_text)
         return self._selector.select(query, episode.support_set(shots), n)
 
 
@@ -87,7 +94,9 @@ class Prompting:
             self.options.update(chat_format=cfg.chat_format, demos=cfg.demos)
 
     def fit(self) -> None:
-        """Prompting learns nothing from meta-train episodes; load what it needs up front."""
+        """Prompting learns nothing from meta-train episodes; load what it needs up front
+        (and refuse a template naming a field the data lacks before anything runs)."""
+        self.res.builder.check(self.res.dataset)
         self.res.lm
         self.source.fit(self.res)
 
@@ -110,12 +119,14 @@ class Prompting:
     def predict(self, episode: Episode, shots: int) -> Prediction:
         self.source.prepare(episode, shots)
         plans = [self.plan(episode, shots, q) for q in episode.query]
+        scores = [] if self.res.config.log_scores else None  # --log-scores: as predict_with says
         labels, extra, tokens = predict_with(self.res.config.scoring, self.res.lm, plans,
-                                             list(episode.classes), self.res.builder)
+                                             list(episode.classes), self.res.builder, scores)
         extra["demos_dropped"] = int(sum(p.dropped for p in plans))
         if self.res.config.log_prompts:
             extra["prompts"] = [p.shown() for p in plans]
-        return Prediction(labels, [p.demo_ids for p in plans], tokens, extra)
+        return Prediction(labels, [p.demo_ids for p in plans], tokens, extra,
+                          label_scores(scores or [], episode.classes))
 
 
 def build_prompt(renderer: Renderer, lm: LM, scoring: str, demos: list[Example], query: Example,
@@ -128,11 +139,11 @@ def build_prompt(renderer: Renderer, lm: LM, scoring: str, demos: list[Example],
     """
     candidates = renderer.candidates(labels)
     if scoring == "channel":
-        tail = renderer.channel([], query.text, labels[0], labels)[1]  # same for every label
+        tail = renderer.channel([], query, labels[0], labels)[1]  # same for every label
         reserve = lm.count_tokens(tail, continuation=True)
 
         def render(kept):
-            return [ctx for ctx, _ in renderer.channel_all(kept, query.text, labels)]
+            return [ctx for ctx, _ in renderer.channel_all(kept, query, labels)]
     else:
         reserve = MAX_NEW_TOKENS if scoring == "generate" else \
             max(lm.count_tokens(c, continuation=True) for c in candidates)
@@ -143,7 +154,7 @@ def build_prompt(renderer: Renderer, lm: LM, scoring: str, demos: list[Example],
     kept = fit_context(lm, demos, render, reserve, query, drop_last)
     plan = QueryPrompt(query, kept, len(demos) - len(kept), candidates=candidates)
     if scoring == "channel":  # the per-label prompts are the whole story; no direct messages
-        plan.channel = renderer.channel_all(kept, query.text, labels)
+        plan.channel = renderer.channel_all(kept, query, labels)
     else:
         plan.messages = renderer.messages(kept, query, labels)
         plan.prompt = renderer.prompt(kept, query, labels)

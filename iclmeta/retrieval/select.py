@@ -148,20 +148,23 @@ class KNNSelector:
     """The ``k`` pool examples nearest to the query in embedding space.
 
     ``balance``: equal demonstrations per label; ``mmr_lambda``: trade similarity for diversity
-    (see :func:`rank_by_similarity`); ``order``: ``nearest-last`` (default) or ``nearest-first``.
+    (see :func:`rank_by_similarity`); ``order``: ``nearest-last`` (default) or ``nearest-first``;
+    ``text_of``: what is embedded for an example (default its ``text``).
 
     >>> sel = KNNSelector(Embedder("minilm"), mmr_lambda=0.5)  # doctest: +SKIP
     >>> demos = sel.select(query, episode.support_set(4), k=8)  # doctest: +SKIP
     """
 
     def __init__(self, embedder: TextEncoder, balance: bool = False,
-                 mmr_lambda: float | None = None, order: str = "nearest-last"):
+                 mmr_lambda: float | None = None, order: str = "nearest-last", text_of=None):
         if mmr_lambda is not None and not 0.0 <= mmr_lambda <= 1.0:
             raise UserError(f"mmr_lambda={mmr_lambda} is outside [0, 1]; 1 is pure similarity")
         self.embedder = embedder
         self.balance = balance
         self.mmr_lambda = mmr_lambda
         self.order = check_order(order)
+        # What the embedder reads of an example (``prompts.EmbedText``); default its text.
+        self.text_of = text_of or (lambda ex: ex.text if isinstance(ex, Example) else str(ex))
         self._pool_key: tuple | None = None
         self._pool_vecs: np.ndarray | None = None
 
@@ -169,16 +172,16 @@ class KNNSelector:
         k = check_k(k, len(pool))
         if k == 0:
             return []
-        text = query.text if isinstance(query, Example) else query
-        query_vec = self.embedder.encode([text])[0]
+        query_vec = self.embedder.encode([self.text_of(query)])[0]
         ranked = rank_by_similarity(query_vec, self._vectors(pool), k, [ex.label for ex in pool],
                                     balance=self.balance, mmr_lambda=self.mmr_lambda)
         return order_demos([pool[i] for i in ranked], self.order)
 
     def _vectors(self, pool: list[Example]) -> np.ndarray:
         # All queries of an episode share one pool: embed it once, not once per query.
-        key = tuple((ex.id, ex.text) for ex in pool)
+        texts = [self.text_of(ex) for ex in pool]
+        key = tuple(zip((ex.id for ex in pool), texts))
         if key != self._pool_key:
-            self._pool_vecs = self.embedder.encode([ex.text for ex in pool])
+            self._pool_vecs = self.embedder.encode(texts)
             self._pool_key = key
         return self._pool_vecs
