@@ -147,3 +147,13 @@ def test_a_pretty_printed_json_object_says_what_shape_is_expected(tmp_path):
     with pytest.raises(UserError, match="one JSON object spread over lines; give an array"):
         load_dataset(str(path))
 
+
+
+def test_builtin_honours_text_field():
+    # Regression: --text-field was silently ignored for builtins.
+    hyp = load_dataset("presup-nli", text_field="hypothesis")
+    assert hyp.examples[0].fields is None and "hypothesis:" not in hyp.examples[0].text
+    both = load_dataset("presup-nli")
+    assert both.examples[0].fields and list(both.examples[0].fields) == ["premise", "hypothesis"]
+    with pytest.raises(UserError, match="nope"):
+        load_dataset("snips", text_field="nope")

@@ -38,19 +38,23 @@ TREC_FINE = {
 }
 
 
-def load_builtin(name: str, label_field: str | None = None) -> LabelledDataset:
+def load_builtin(name: str, label_field: str | None = None,
+                 text_field=None) -> LabelledDataset:
     """A builtin by name (``iclmeta.data.fields.BUILTINS``); for TREC, ``label_field="fine"``
-    picks the 50 fine classes."""
+    picks the 50 fine classes. ``text_field`` picks input fields (presup-nli: ``hypothesis``
+    alone is the hypothesis-only baseline); an unknown one is an error naming the fields."""
     if name == "snips":
         rows = read_rows(BUILTIN_DIR / "snips.jsonl")
-        return dataset_from_rows("snips", rows, "snips", "text", label_field or "label", None)
+        return dataset_from_rows("snips", rows, "snips", text_field or "text",
+                                 label_field or "label", None)
     if name == "presup-nli":
         rows = read_rows(BUILTIN_DIR / "presup_nli.jsonl")
-        return dataset_from_rows("presup-nli", rows, "presup-nli", ["premise", "hypothesis"],
-                                 label_field or "label", "split")
+        return dataset_from_rows("presup-nli", rows, "presup-nli",
+                                 text_field or ["premise", "hypothesis"], label_field or "label",
+                                 "split")
     fine = name == "trec-50" or label_field == "fine"
     rows = read_rows(BUILTIN_DIR / "trec.jsonl")
-    ds = dataset_from_rows("trec-50" if fine else "trec-6", rows, "trec", "text",
+    ds = dataset_from_rows("trec-50" if fine else "trec-6", rows, "trec", text_field or "text",
                            "fine" if fine else "coarse", "split")
     ds.label_names.update(TREC_FINE if fine else TREC_COARSE)
     return ds

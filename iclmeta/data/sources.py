@@ -58,7 +58,7 @@ def load_source(source: DataSource) -> LabelledDataset:
 
 def _load(source, text_field, label_field, split_field, hf_config, encoding) -> LabelledDataset:
     if source in BUILTINS:
-        return load_builtin(source, label_field)
+        return load_builtin(source, label_field, text_field)
     path = Path(source).expanduser()
     if path.is_file() or (not path.exists() and path.suffix.lower() in FILE_SUFFIXES):
         rows = read_rows(path, encoding)
