@@ -244,3 +244,16 @@ def test_repeated_values_are_refused_before_anything_runs(tmp_path, capsys, argv
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and problem in err[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--split", "meta-tset"], "invalid choice: 'meta-tset'"),  # was accepted and ignored
+    (["--episodes", "100000000000000000000"], "more than 100000"),  # hung sampling episodes
+    (["--dataset", ""], "--dataset is empty"),  # was a traceback from the hub loader
+])
+def test_hostile_values_are_one_line_before_anything_is_written(flags, message, tmp_path,
+                                                                capsys):
+    out = tmp_path / "run"
+    assert main(["eval", "--method", "knn", "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and not out.exists()

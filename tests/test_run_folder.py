@@ -175,6 +175,8 @@ def test_a_corrupt_row_in_the_middle_is_reported_not_dropped(run_args, tmp_path,
     assert main(run_args + ["--out", str(out), "--resume"]) == 2
     assert "results.jsonl:3: corrupt row" in _error(capsys)
     assert (out / "results.jsonl").read_text() == damaged
+    # the refused resume left config.yaml as it was (no 'resumed' provenance entry)
+    assert "resumed" not in (out / "config.yaml").read_text()
 
 
 # ---- the default folder ----------------------------------------------------------------------

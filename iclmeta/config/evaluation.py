@@ -24,6 +24,8 @@ DemoSource = Literal["random", "retrieval"]
 ChatFormat = Literal["turns", "packed"]
 ClassSplitChoice = Literal["auto", "disjoint", "all"]
 Order = Literal["nearest-last", "nearest-first"]
+Split = Literal["meta-train", "meta-val", "meta-test"]
+MAX_EPISODES = 100_000  # sampled up front; more would exhaust memory before the first row
 RETRIEVING = ("retrieval", "instruct")  # instruct with --demos retrieval
 META_LEARNED = ("multitask", "maml", "fomaml", "reptile")
 
@@ -47,7 +49,8 @@ class EvalConfig(DataSource):
                               group="episodes", none="all")
     episodes: int = opt(5, "episodes", group="episodes")
     seed: int = opt(0, "episode seed", group="episodes")
-    split: str = opt("meta-test", "meta-train, meta-val or meta-test classes", group="episodes")
+    split: Split = opt("meta-test", "which classes a class-disjoint split evaluates on",
+                       group="episodes")
     split_seed: int = shared("split_seed", 0, group="episodes")
     class_split: ClassSplitChoice = opt(
         "auto", "disjoint: class-disjoint meta-splits; all: every class, support from the train "
@@ -150,6 +153,9 @@ class EvalConfig(DataSource):
             raise UserError(f"--batch-size {self.batch_size!r} must be a positive integer or 'auto'")
         if self.episodes < 1:
             raise UserError("--episodes must be at least 1")
+        if self.episodes > MAX_EPISODES:
+            raise UserError(f"--episodes {self.episodes} is more than {MAX_EPISODES}; split the "
+                            "work into several runs with different --seed values")
         if self.queries is not None and self.queries < 1:
             raise UserError("--queries must be at least 1 (or 'all')")
         if (self.adapt_steps or 0) < 0 or (self.adapt_lr or 0) < 0 or self.lora_rank < 1:

@@ -40,6 +40,9 @@ def load_dataset(source: str, text_field=None, label_field: str | None = None,
     >>> load_dataset("snips").labels()[:2]
     ['add_to_playlist', 'book_restaurant']
     """
+    if not data_files and not str(source).strip():
+        raise UserError("--dataset is empty; pass a builtin name (see 'iclmeta ls datasets'), "
+                        "a data file or a Hugging Face dataset id")
     if data_files:
         ds = _load_files(source, data_files, text_field, label_field, split_field, encoding)
     else:

@@ -67,6 +67,7 @@ def _start_run(config: EvalConfig, plan: EpisodePlan, claim: Claim | None, recor
         config = replace(config, out=str(out))
         saved = {"config": config.to_dict(), "episodes": plan.to_dict(), "provenance": record}
         if has_results(out):
+            load_results(out / "results.jsonl")  # a corrupt row is refused before any write
             recorded = load_yaml(out / "config.yaml")
             # A key the earlier run did not record had its default then (it predates the
             # option); ``out`` is where the folder is now, however it is spelled or moved.
