@@ -1,7 +1,8 @@
 """Rebuild iclmeta/data/builtin/presup_nli.jsonl from the BIG-bench sdist on PyPI.
 
-    pip download bigbench==1.0.0 --no-deps --no-binary :all: -d /tmp   # bigbench-1.0.0.tar.gz
-    python scripts/vendor_presup_nli.py /tmp/bigbench-1.0.0.tar.gz
+    # the sdist file itself: 'pip download' would try to build it (its bleurt dependency is a
+    # direct URL, which pip refuses), so fetch the tarball listed on https://pypi.org/simple/bigbench/
+    python scripts/vendor_presup_nli.py bigbench-1.0.0.tar.gz
 
 Reads only ``bigbench/benchmark_tasks/presuppositions_as_nli/task.json`` from the archive (no
 code from it runs). Each input ``Sentence 1: P \\nSentence 2: H\\n\\nThe answer is: `` becomes
