@@ -2,6 +2,8 @@
 keeps two processes from writing into one folder."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from contextlib import contextmanager
@@ -92,6 +94,32 @@ def write_checkpoint(folder: str | Path, stem: str, suffix: str, write, index: s
         if stale.name != name:
             stale.unlink(missing_ok=True)
     return name
+
+
+def read_json_object(file: str | Path) -> dict:
+    """The JSON object in ``file`` (a checkpoint index); ``ValueError`` whose message finishes
+    the phrase "FILE ..." when it is unreadable, not JSON or not an object."""
+    try:
+        data = json.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: invalid JSON or not UTF-8
+        raise ValueError(f"is not readable JSON ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def read_verified(folder: str | Path, name: str, sha256: str | None) -> bytes:
+    """The bytes of the data file ``name`` of a checkpoint folder (see ``write_checkpoint``),
+    checked against the ``sha256`` its index recorded (``None``: an index older than checksums,
+    nothing to check). ``ValueError`` naming the file and what is wrong with it otherwise."""
+    path = Path(folder) / Path(name).name  # never a path outside the folder
+    if not path.is_file():
+        raise ValueError(f"{path.name} is missing")
+    data = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        state = "is empty" if not data else "is truncated or not the file saved with it"
+        raise ValueError(f"{path.name} {state} (sha256 differs)")
+    return data
 
 
 class FolderLock:

@@ -8,13 +8,12 @@ must be the LoRA pairs the index's ``lora`` describes (targets, rank), with fini
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 
 from iclmeta.errors import UserError
-from iclmeta.io import write_atomic, write_checkpoint
+from iclmeta.io import read_json_object, read_verified, write_atomic, write_checkpoint
 
 FORMAT = "iclmeta-lora/1"
 _NUMBER = (int, float)
@@ -47,17 +46,14 @@ def load_adapter(path: str | Path, index: str = "adapter.json") -> tuple[dict, d
     if not file.is_file():
         raise UserError(f"{Path(path)} holds no {index}; pass a folder written by 'iclmeta train'")
     meta = read_index(file)
-    weights = file.parent / meta["weights"]
-    if not weights.is_file():
-        raise damaged(file, f"the weights file it names ({meta['weights']}) is missing")
-    data = weights.read_bytes()
-    if meta.get("weights_sha256") not in (None, hashlib.sha256(data).hexdigest()):
-        state = "is empty" if not data else "is truncated or not the file saved with it"
-        raise damaged(file, f"its weights file {weights.name} {state} (sha256 differs)")
+    try:
+        data = read_verified(file.parent, meta["weights"], meta.get("weights_sha256"))
+    except ValueError as err:
+        raise damaged(file, f"its weights file {err}") from None
     try:
         tensors = load(data)
     except SafetensorError as err:
-        raise damaged(file, f"its weights file {weights.name} is unreadable ({err})") from None
+        raise damaged(file, f"its weights file {meta['weights']} is unreadable ({err})") from None
     problem = layout_problem({k: v for k, v in tensors.items() if not k.startswith("optimizer.")},
                              meta["lora"])
     if problem:
@@ -68,11 +64,9 @@ def load_adapter(path: str | Path, index: str = "adapter.json") -> tuple[dict, d
 def read_index(file: Path) -> dict:
     """The metadata of ``adapter.json`` / ``checkpoint.json``, with every key loading reads."""
     try:
-        meta = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:  # ValueError: invalid JSON or not UTF-8
-        raise damaged(file, f"is not readable JSON ({str(err).splitlines()[0]})") from None
-    if not isinstance(meta, dict):
-        raise damaged(file, f"holds a JSON {type(meta).__name__}, not an object")
+        meta = read_json_object(file)
+    except ValueError as err:
+        raise damaged(file, str(err)) from None
     if meta.get("format") != FORMAT:
         raise UserError(f"{file} is not an iclmeta LoRA adapter (format {meta.get('format')!r}); "
                         "pass a folder written by 'iclmeta train'")

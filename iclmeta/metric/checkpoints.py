@@ -7,13 +7,11 @@ of the net ``config.json`` describes, with finite values.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
 from iclmeta.errors import UserError
-from iclmeta.io import write_checkpoint
+from iclmeta.io import read_json_object, read_verified, write_checkpoint
 from iclmeta.metric.nets import MetricNet
 
 FORMAT = 1
@@ -37,12 +35,9 @@ def read_checkpoint_config(path: str | os.PathLike) -> dict:
         raise UserError(f"no checkpoint at {path} (config.json missing); train one with "
                         f"'iclmeta train --method protonet --out {path}' or fix --checkpoint")
     try:
-        meta = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:  # ValueError: invalid JSON or not UTF-8
-        raise _damaged(file, f"is not readable JSON ({str(err).splitlines()[0]})") from None
-    if not isinstance(meta, dict):
-        raise _damaged(file, f"holds a JSON {type(meta).__name__}, not an object")
-    return meta
+        return read_json_object(file)
+    except ValueError as err:
+        raise _damaged(file, str(err)) from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[MetricNet, dict]:
@@ -58,12 +53,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[MetricNet, dict]:
     for key, kind in (("weights", str), ("weights_sha256", str), ("net", dict)):
         if not isinstance(meta.get(key), kind):
             raise _damaged(file, f"has no valid {key!r} ({meta.get(key)!r})")
-    weights = Path(path) / Path(meta["weights"]).name
-    data = weights.read_bytes() if weights.is_file() else None
-    if data is None or hashlib.sha256(data).hexdigest() != meta["weights_sha256"]:
-        state = "is missing" if data is None else "is empty" if not data else \
-            "is truncated or not the file saved with it"
-        raise _damaged(file, f"its weights file {weights.name} {state} (incomplete or damaged)")
+    try:
+        data = read_verified(path, meta["weights"], meta["weights_sha256"])
+    except ValueError as err:
+        raise _damaged(file, f"its weights file {err}") from None
     try:
         net = MetricNet(**meta["net"])
         net.load_state_dict(load(data))
@@ -71,7 +64,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[MetricNet, dict]:
         detail = " ".join(str(err).split())[:160]
         raise _damaged(file, f"its weights disagree with its 'net' settings ({detail})") from None
     if not all(bool(value.isfinite().all()) for value in net.state_dict().values()):
-        raise _damaged(file, f"its weights file {weights.name} holds non-finite values")
+        raise _damaged(file, f"its weights file {meta['weights']} holds non-finite values")
     return net.eval(), meta
 
 

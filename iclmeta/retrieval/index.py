@@ -4,8 +4,6 @@ faiss is imported only when an index is built or loaded.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import warnings
 from dataclasses import asdict
@@ -15,7 +13,7 @@ import numpy as np
 
 from iclmeta.data.example import Example
 from iclmeta.errors import UserError
-from iclmeta.io import write_checkpoint
+from iclmeta.io import read_json_object, read_verified, write_checkpoint
 from iclmeta.retrieval.embedder import Embedder
 from iclmeta.retrieval.select import check_k, check_order, order_demos, rank_by_similarity
 
@@ -92,10 +90,8 @@ class Retriever:
             raise UserError(f"no retriever in {directory} ({cls.MANIFEST} missing); "
                             "build one with Retriever.build(examples, embedder).save(dir)")
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-            data = (Path(directory) / Path(manifest["weights"]).name).read_bytes()
-            if hashlib.sha256(data).hexdigest() != manifest["weights_sha256"]:
-                raise ValueError(f"{manifest['weights']} is not the file saved with it")
+            manifest = read_json_object(path)
+            data = read_verified(directory, manifest["weights"], manifest["weights_sha256"])
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
             examples = [Example(**row) for row in manifest["examples"]]
             spec, built_with = manifest["embedder"], str(manifest["embedder_id"])
