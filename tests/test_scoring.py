@@ -4,9 +4,9 @@ import pytest
 
 from iclmeta.data.example import Example
 from iclmeta.errors import UserError
-from iclmeta.prompting.render import QueryPrompt, Renderer
+from iclmeta.prompting.render import ChannelForm, QueryPrompt, Renderer
 from iclmeta.prompts import PromptBuilder, Template, load_template
-from iclmeta.lm.modes import UNPARSEABLE, calibrate, channel_format, parse_label, predict_with
+from iclmeta.lm.modes import UNPARSEABLE, calibrate, parse_label, predict_with
 
 NAMES = {"LOC": "location", "NUM": "number", "HUM": "human"}
 TINY = Template(name="tiny", instruction="the question", demo="question : {text} answer : {label}",
@@ -62,8 +62,8 @@ def test_generate_records_the_unparseable_rate():
 
 
 def test_channel_prompt_puts_the_label_first_and_scores_the_text():
-    assert channel_format("Question: {text}\nAnswer type: {label}") == (
-        "Answer type: ", "Question: ", "")
+    form = ChannelForm("Question: {{text}}\nAnswer type: {{label}}")
+    assert (form.label_line, form.prefix) == ("Answer type: ", "Question:")
     b = PromptBuilder(load_template("question"), NAMES)
     demos = [Example("Where is Rome ?", "LOC", "d1"), Example("How many legs ?", "NUM", "d2")]
     pairs = Renderer(b, lm=None).channel_all(demos, "Who is he ?", ["LOC", "HUM"])
@@ -73,7 +73,7 @@ def test_channel_prompt_puts_the_label_first_and_scores_the_text():
                         "Answer type: human\nQuestion:", " Who is he ?")
     assert pairs[0][0].endswith("Answer type: location\nQuestion:") and pairs[0][1] == pairs[1][1]
     with pytest.raises(UserError, match="channel scoring needs"):
-        channel_format("{label}: {text}")
+        ChannelForm("{{label}}: {{text}}")
 
 
 def test_score_pairs_matches_separate_scoring(tiny_lm):

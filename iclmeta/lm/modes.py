@@ -87,24 +87,6 @@ def parse_label(output: str, names: dict[str, str]) -> str:
     return forms[close[0]] if close else UNPARSEABLE
 
 
-def channel_format(demo_pattern: str) -> tuple[str, str, str]:
-    """Split a demo pattern ``A{text}B{label}C`` into the label-first pieces channel scoring uses.
-
-    Returns ``(label_line, text_prefix, tail)``: a channel demo is
-    ``label_line + label + "\\n" + text_prefix + text + tail``.
-
-    >>> channel_format("Question: {text}\\nAnswer type: {label}")
-    ('Answer type: ', 'Question: ', '')
-    """
-    if "{text}" not in demo_pattern or "{label}" not in demo_pattern \
-            or demo_pattern.index("{text}") > demo_pattern.index("{label}"):
-        raise UserError("channel scoring needs a template whose 'demo' has {text} before "
-                        "{label}, e.g. 'Input: {text}\\nLabel: {label}'")
-    head, rest = demo_pattern.split("{text}", 1)
-    between, tail = rest.split("{label}", 1)
-    return between.lstrip(), head, tail
-
-
 def predict_with(scoring: str, lm: LM, plans, labels: list[str], builder,
                  scores_out: list | None = None):
     """Predicted labels, extra row fields and tokens run, for the plans of one episode.
