@@ -22,13 +22,12 @@ import json
 import platform
 import re
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 from iclmeta.errors import UserError
-from iclmeta.io import write_atomic
+from iclmeta.io import read_json_object, write_atomic
 
 # Distribution names; the first one installed counts (FAISS ships as faiss-cpu or faiss-gpu).
 LIBRARIES = {"iclmeta": ("iclmeta",), "torch": ("torch",), "transformers": ("transformers",),
@@ -82,7 +81,7 @@ def file_digest(path: Path, cache: Path | None) -> str:
         while block := handle.read(1 << 22):
             digest.update(block)
     if index is not None:
-        fresh = {k: v for k, v in _read_json(index).items() if not k.startswith(f"{path}:")}
+        fresh = {k: v for k, v in known.items() if not k.startswith(f"{path}:")}
         try:
             write_atomic(index, json.dumps({**fresh, key: digest.hexdigest()}, indent=0))
         except OSError:
@@ -91,11 +90,11 @@ def file_digest(path: Path, cache: Path | None) -> str:
 
 
 def _read_json(path: Path) -> dict:
+    """The JSON object in ``path``; {} when it is absent or damaged (a cache, rebuilt)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_json_object(path)
+    except ValueError:
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def model_record(name: str, location: str, cache: Path | None) -> dict:
