@@ -12,6 +12,7 @@ model cache folder, keyed by path, size and modification time: a changed file is
 
 >>> sorted(library_versions())[:3]
 ['datasets', 'faiss', 'iclmeta']
+>>> import tempfile
 >>> file_digest(Path(__file__), Path(tempfile.mkdtemp())) == file_digest(Path(__file__), None)
 True
 """

@@ -102,7 +102,7 @@ def layout_problem(tensors: dict, lora: dict) -> str | None:
     if adapted != sorted(set(lora["targets"])):
         return f"it adapts {adapted}, the metadata says targets {lora['targets']}"
     rank = lora["rank"]
-    for module, pair in pairs.items():
+    for module, pair in sorted(pairs.items()):  # the same first problem whatever the file order
         if set(pair) != {"A", "B"}:
             return f"{module} has lora_{''.join(pair)} without its partner"
         a, b = pair["A"], pair["B"]
