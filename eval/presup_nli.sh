@@ -5,7 +5,7 @@
 #     (--shots 4 --k 3, so selection matters; at the default k every support example is shown
 #     and the template only changes their order), and knn/protonet, with the embedder reading
 #     both fields (default), the premise alone, or the hypothesis alone. Same episodes throughout.
-# Writes runs/presup-*/ and a report per group. About 70 minutes on 2 CPU cores.
+# Writes runs/presup-*/ and a report per group. About 90 minutes on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
