@@ -19,7 +19,7 @@ EVAL_FLAGS = """
 --adapt-lr --adapt-steps --adapter --allow-overlap --balance --batch-size --cache-dir --chat-format --checkpoint
 --class-split --config --data-files --dataset --demos --device --distance --dtype --embed-template
 --embedder --encoding --episodes --task
---help --hf-config --k --label-field --log-prompts --log-scores --lora-alpha --lora-rank --lora-targets
+--help --hf-config --index --k --label-field --log-prompts --log-scores --lora-alpha --lora-rank --lora-targets
 --method --mmr --model --no-progress --order --out --queries --resume --scoring --seed --shots
 --split --split-field --split-seed --template --text-field --trust-remote-code --ways -h
 """.split()

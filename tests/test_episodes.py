@@ -151,3 +151,22 @@ def test_demos_at_one_shot_ignore_the_other_shot_counts(name):
         return RandomSource() if name == "icl" else RetrievalSource(res)
 
     assert _sources_demo_ids(ds, [1, 4], source()) == _sources_demo_ids(ds, [1, 8], source())
+
+
+def test_ways_all_puts_every_class_of_the_split_in_every_episode():
+    ds = toy(30, 12, splits=True)
+    disjoint = plan_episodes(ds, "all", [1], 2, class_split="disjoint")
+    assert disjoint.ways == len(meta_splits(ds.labels(), 0)["meta-test"]) == 6
+    every = plan_episodes(ds, "all", [1, 2], 2, class_split="all")
+    assert every.ways == 30 and every.support_from == "train" and every.query_from == "test"
+    ep = sample_episodes(ds, every, n=1, seed=0)[0]
+    assert sorted(ep.classes) == sorted(ds.labels()) and len(ep.query) == 60
+    assert all(q.split == "test" for q in ep.query)
+
+
+def test_ways_all_from_the_command_line(tmp_path):
+    from iclmeta.cli.main import eval_config, parse
+    config = eval_config(parse(["eval", "--method", "knn", "--ways", "all"]))
+    assert config.ways == "all"
+    with pytest.raises(UserError, match="--ways"):
+        parse(["eval", "--method", "knn", "--ways", "every"])

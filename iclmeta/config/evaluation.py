@@ -24,6 +24,7 @@ DemoSource = Literal["random", "retrieval"]
 ChatFormat = Literal["turns", "packed"]
 ClassSplitChoice = Literal["auto", "disjoint", "all"]
 Order = Literal["nearest-last", "nearest-first"]
+IndexKind = Literal["flat", "ivf", "hnsw"]
 Split = Literal["meta-train", "meta-val", "meta-test"]
 MAX_EPISODES = 100_000  # sampled up front; more would exhaust memory before the first row
 RETRIEVING = ("retrieval", "instruct")  # instruct with --demos retrieval
@@ -40,8 +41,10 @@ class EvalConfig(DataSource):
     model: str | None = shared("model", group="models")
     embedder: str | None = shared("embedder", group="models")
     template: str | None = shared("template", group="prompting", used_by=LM_METHODS)
-    ways: int | None = opt(None, "classes per episode", group="episodes",
-                           default_text="5, or every class when evaluating over all classes")
+    ways: int | Literal["all"] | None = opt(
+        None, "classes per episode, or 'all': every class of the split in every episode (all "
+        "150 CLINC150 intents with --class-split all)", group="episodes",
+        default_text="5, or every class when evaluating over all classes")
     shots: list[int] = opt([0, 1, 4], "comma-separated shot counts", group="episodes")
     # Defaults sized for a first run of a few minutes on 2 CPU cores (about a minute in bf16).
     queries: int | None = opt(2, "query examples per class, or 'all'; the defaults keep a first "
@@ -78,6 +81,10 @@ class EvalConfig(DataSource):
                             "similarity)", group="prompting", used_by=RETRIEVING)
     order: Order = opt("nearest-last", "retrieval: where the nearest demonstration goes",
                        group="prompting", used_by=RETRIEVING)
+    index: IndexKind = opt("flat", "retrieval: how a support of 1024 or more examples is "
+                           "searched: exact inner product (flat), or approximate ivf / hnsw; "
+                           "built once per support and kept beside the embedding cache",
+                           group="prompting", used_by=RETRIEVING)
     device: Device = shared("device", "auto", group="models", used_by=LM_METHODS)
     dtype: DType = shared("dtype", "auto", group="models", used_by=LM_METHODS)
     batch_size: int | Literal["auto"] = opt(8, "prompts per forward, or 'auto' to fill a CUDA "

@@ -118,7 +118,8 @@ def meta_splits(labels: list[str], seed: int) -> dict[str, list[str]]:
             "meta-test": sorted(order[n_train + n_val:])}
 
 
-def plan_episodes(ds: LabelledDataset, ways: int | None, shots: list[int], queries: int | None,
+def plan_episodes(ds: LabelledDataset, ways: int | str | None, shots: list[int],
+                  queries: int | None,
                   split: str = "meta-test", class_split: ClassSplit = "auto",
                   split_seed: int = 0) -> EpisodePlan:
     """Decide the sampling rule explicitly (see ``EpisodePlan.describe``).
@@ -135,6 +136,8 @@ def plan_episodes(ds: LabelledDataset, ways: int | None, shots: list[int], queri
         classes = meta_splits(labels, split_seed)[split]
     else:
         classes = labels
+    if ways == "all":
+        ways = len(classes)
     ways = ways if ways is not None else (len(classes) if class_split == "all" else 5)
     if ways < 2 or ways > len(classes):
         raise UserError(f"--ways {ways} is impossible: {ds.name} has {len(classes)} classes in "

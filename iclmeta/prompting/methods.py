@@ -55,28 +55,74 @@ class RetrievalSource(NoDemos):
                         "mmr": cfg.mmr, "order": cfg.order}
         if cfg.embed_template is not None:  # recorded only when set: default rows stay as before
             self.options["embed_template"] = cfg.embed_template
+        if cfg.index != "flat":  # likewise: flat selects what the numpy ranking selects
+            self.options["index"] = cfg.index
         self.embed_text = EmbedText(cfg.embed_template)
         # The least relevant demonstration sits first (nearest-last) or last (nearest-first).
         self.drop_last = cfg.order == "nearest-first"
         self._selector = None
+        self._chosen = None  # ((episode, shots, n), {query id: demos}) of the last episode
 
     def fit(self, resources) -> None:
         self.embed_text.check(resources.dataset)
         resources.embedder
 
-    def prepare(self, episode, shots) -> None:
-        if shots > 0:  # embed the support and the queries in one batch; selection hits the cache
-            self.res.embedder.encode([self.embed_text(e)
-                                      for e in episode.support_set(shots) + episode.query])
-
-    def demos(self, episode, shots, query, n):
+    def selector(self):
+        """The ``KNNSelector`` this source selects with, built on first use."""
         if self._selector is None:
             from iclmeta.retrieval.select import KNNSelector
             cfg = self.res.config
             self._selector = KNNSelector(self.res.embedder, balance=cfg.balance,
                                          mmr_lambda=cfg.mmr, order=cfg.order,
                                          text_of=self.embed_text)
-        return self._selector.select(query, episode.support_set(shots), n)
+        return self._selector
+
+    def prepare(self, episode, shots) -> None:
+        if shots > 0:  # embed the support and the queries in one batch; selection hits the cache
+            support = episode.support_set(shots)  # (a support read through an index is not)
+            pool = [] if self._index(support) else support
+            self.res.embedder.encode([self.embed_text(e) for e in pool + episode.query])
+
+    def _index(self, support) -> bool:
+        """Whether ``support`` is read through a vector index: one registered already, or, for
+        a support large enough (``search.use_faiss``), its ``--index`` index, built from the
+        embedding cache once and kept beside it (``indexes/``) for later episodes and runs."""
+        selector, cfg = self.selector(), self.res.config
+        if selector.index_of(support) is not None:
+            return True
+        from iclmeta.retrieval.search import use_faiss
+        if not use_faiss(len(support), cfg.index, cfg.mmr, selector.min_pool):
+            return False
+        from iclmeta.retrieval.index import cached_index
+        embedder, key = self.res.embedder, selector.pool_key(support)
+        selector.use_index(support, cached_index(
+            lambda: embedder.encode([text for _, text in key]), key, embedder, cfg.index,
+            directory=_index_dir(embedder)))
+        return True
+
+    def demos(self, episode, shots, query, n):
+        # One batched selection for all the episode's queries, on the first query's call.
+        # The key names the queries and the support too: a predictor asks again with the same
+        # episode id after its support grew (Predictor.add).
+        support = episode.support_set(shots)
+        key = (episode.seed, episode.id, shots, n, tuple(q.id for q in episode.query),
+               tuple(e.id for e in support))
+        if self._chosen is None or self._chosen[0] != key:
+            picked = self.selector().select_many(episode.query, support, n)
+            self._chosen = (key, {q.id: (q, demos) for q, demos in zip(episode.query, picked)})
+        hit = self._chosen[1].get(query.id)
+        if hit is not None and hit[0] == query:
+            return list(hit[1])
+        return self.selector().select(query, support, n)
+
+
+def _index_dir(embedder):
+    """Where the vector indexes of an embedder's supports live: beside its embedding cache."""
+    if not getattr(embedder, "use_cache", False):
+        return None
+    from pathlib import Path
+    from iclmeta.retrieval.embedder import default_cache_dir
+    return Path(embedder.cache_dir or default_cache_dir()) / "indexes"
 
 
 class Prompting:

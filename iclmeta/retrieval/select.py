@@ -1,7 +1,7 @@
 """Demonstration selectors: which support examples go into a prompt, and in what order.
 
 A selector picks ``k`` demonstrations for one query from a pool (an episode's support set).
-The selection math lives in :func:`rank_by_similarity`, shared with :class:`iclmeta.retrieval.embedder.Retriever`,
+The selection math lives in :func:`rank_by_similarity`, shared with :class:`iclmeta.retrieval.index.Retriever`,
 so the harness and apps built on the retriever choose the same demonstrations.
 
 >>> sel = RandomSelector(seed=1)
@@ -61,7 +61,8 @@ def order_demos(ranked: Sequence, order: str = "nearest-last") -> list:
 
 
 def rank_by_similarity(query_vec, pool_vecs, k: int, labels: Sequence[str] | None = None,
-                       balance: bool = False, mmr_lambda: float | None = None) -> list[int]:
+                       balance: bool = False, mmr_lambda: float | None = None,
+                       sims=None) -> list[int]:
     """Indices of the ``k`` pool vectors to show, most similar (first pick) first.
 
     Vectors are L2-normalised, so the dot product is cosine similarity.
@@ -69,6 +70,7 @@ def rank_by_similarity(query_vec, pool_vecs, k: int, labels: Sequence[str] | Non
     taking that label's best remaining example, so each label gets ``k // n_labels`` and the
     remainder goes to the most similar labels. ``mmr_lambda`` in [0, 1]: each pick maximises
     ``lambda * sim(q, d) - (1 - lambda) * max sim(d, picked)`` (maximal marginal relevance).
+    ``sims``: the query's similarities to the pool when already computed (see ``similarities``).
 
     >>> rank_by_similarity([1.0, 0.0], [[0.0, 1.0], [1.0, 0.0], [0.6, 0.8]], 2)
     [1, 2]
@@ -78,12 +80,20 @@ def rank_by_similarity(query_vec, pool_vecs, k: int, labels: Sequence[str] | Non
     k = check_k(k, len(pool))
     if mmr_lambda is not None and not 0.0 <= mmr_lambda <= 1.0:
         raise UserError(f"mmr_lambda={mmr_lambda} is outside [0, 1]; 1 is pure similarity")
-    sims = pool @ q
+    sims = pool @ q if sims is None else np.asarray(sims, dtype=np.float32)
     by_sim = np.argsort(-sims, kind="stable")
     if not balance and mmr_lambda is None:
         return by_sim[:k].tolist()
     groups = _label_groups(by_sim, labels) if balance else [by_sim.tolist()]
     return _round_robin(groups, pool, sims, k, mmr_lambda)
+
+
+def similarities(pool: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``pool @ q`` computed row by row, so that a row's value does not depend on where it sits
+    (BLAS rounds a row differently by its position; equal vectors may then differ in the last
+    bit). A shortlist ranked with these orders and breaks ties (pool order) the same way
+    whichever rows it holds."""
+    return np.einsum("ij,j->i", pool, q)
 
 
 def _label_groups(by_sim: np.ndarray, labels: Sequence[str] | None) -> list[list[int]]:
@@ -149,14 +159,20 @@ class KNNSelector:
 
     ``balance``: equal demonstrations per label; ``mmr_lambda``: trade similarity for diversity
     (see :func:`rank_by_similarity`); ``order``: ``nearest-last`` (default) or ``nearest-first``;
-    ``text_of``: what is embedded for an example (default its ``text``).
+    ``text_of``: what is embedded for an example (default its ``text``). A pool with a
+    registered ``VectorIndex`` (``use_index``) is not embedded; from ``min_pool`` examples on
+    (``search.use_faiss``) it is searched through that index, all queries in one call; a flat
+    index selects what ranking the whole pool with numpy selects.
 
     >>> sel = KNNSelector(Embedder("minilm"), mmr_lambda=0.5)  # doctest: +SKIP
     >>> demos = sel.select(query, episode.support_set(4), k=8)  # doctest: +SKIP
+    >>> sel.use_index(pool, VectorIndex.build(pool_vectors))  # doctest: +SKIP
+    >>> per_query = sel.select_many(queries, pool, k=8)  # one batched search  # doctest: +SKIP
     """
 
     def __init__(self, embedder: TextEncoder, balance: bool = False,
-                 mmr_lambda: float | None = None, order: str = "nearest-last", text_of=None):
+                 mmr_lambda: float | None = None, order: str = "nearest-last", text_of=None,
+                 min_pool: int | None = None):
         if mmr_lambda is not None and not 0.0 <= mmr_lambda <= 1.0:
             raise UserError(f"mmr_lambda={mmr_lambda} is outside [0, 1]; 1 is pure similarity")
         self.embedder = embedder
@@ -165,23 +181,58 @@ class KNNSelector:
         self.order = check_order(order)
         # What the embedder reads of an example (``prompts.EmbedText``); default its text.
         self.text_of = text_of or (lambda ex: ex.text if isinstance(ex, Example) else str(ex))
+        self.min_pool = min_pool  # None: search.FAISS_MIN_POOL
         self._pool_key: tuple | None = None
         self._pool_vecs: np.ndarray | None = None
+        self._registered: tuple | None = None  # (pool key, VectorIndex) from use_index
 
     def select(self, query: Example | str, pool: list[Example], k: int) -> list[Example]:
+        return self.select_many([query], pool, k)[0]
+
+    def select_many(self, queries: Sequence[Example | str], pool: list[Example],
+                    k: int) -> list[list[Example]]:
+        """``select`` for every query, the queries embedded and searched in one batch."""
         k = check_k(k, len(pool))
-        if k == 0:
-            return []
-        query_vec = self.embedder.encode([self.text_of(query)])[0]
-        ranked = rank_by_similarity(query_vec, self._vectors(pool), k, [ex.label for ex in pool],
-                                    balance=self.balance, mmr_lambda=self.mmr_lambda)
-        return order_demos([pool[i] for i in ranked], self.order)
+        if k == 0 or not queries:
+            return [[] for _ in queries]
+        from iclmeta.retrieval.search import rank_many, use_faiss
+        query_vecs = self.embedder.encode([self.text_of(q) for q in queries])
+        labels = [ex.label for ex in pool]
+        index = self.index_of(pool)
+        if index is not None and use_faiss(len(pool), index.kind, self.mmr_lambda, self.min_pool):
+            ranked = rank_many(query_vecs, index, k, labels, balance=self.balance,
+                               mmr_lambda=self.mmr_lambda)
+        else:
+            vecs = self._vectors(pool)
+            ranked = [rank_by_similarity(q, vecs, k, labels, balance=self.balance,
+                                         mmr_lambda=self.mmr_lambda) for q in query_vecs]
+        return [order_demos([pool[i] for i in r], self.order) for r in ranked]
+
+    def use_index(self, pool: list[Example], index) -> None:
+        """Select from ``pool`` through ``index`` (a ``VectorIndex`` of its vectors in pool
+        order) instead of embedding it. It applies to exactly this pool (same ids and embedded
+        texts in the same order) and replaces the index registered before."""
+        if index.ntotal != len(pool):
+            raise UserError(f"the index holds {index.ntotal} vectors but the pool has "
+                            f"{len(pool)} examples; build it from exactly this pool")
+        self._registered = (self.pool_key(pool), index)
+
+    def index_of(self, pool: list[Example]):
+        """The index registered for ``pool``, else ``None``."""
+        if self._registered is not None and self._registered[0] == self.pool_key(pool):
+            return self._registered[1]
+        return None
+
+    def pool_key(self, pool: list[Example]) -> tuple:
+        """What identifies a pool: its examples' ``(id, embedded text)`` pairs, in order."""
+        return tuple(zip((ex.id for ex in pool), (self.text_of(ex) for ex in pool)))
 
     def _vectors(self, pool: list[Example]) -> np.ndarray:
         # All queries of an episode share one pool: embed it once, not once per query.
-        texts = [self.text_of(ex) for ex in pool]
-        key = tuple(zip((ex.id for ex in pool), texts))
+        key = self.pool_key(pool)
         if key != self._pool_key:
-            self._pool_vecs = self.embedder.encode(texts)
+            index = self.index_of(pool)
+            self._pool_vecs = index.reconstruct(np.arange(index.ntotal)) if index is not None \
+                else self.embedder.encode([text for _, text in key])
             self._pool_key = key
         return self._pool_vecs
