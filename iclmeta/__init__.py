@@ -14,15 +14,17 @@ from iclmeta.data.sources import load_dataset
 from iclmeta.data.episodes import Episode, meta_splits, plan_episodes, sample_episodes
 from iclmeta.errors import UserError
 from iclmeta.prompts import PromptBuilder, Template, load_template
+from iclmeta.deploy.predictor import Predictor  # light: loads its method on Predictor.load
 
 __version__ = "0.1.0"
 
 __all__ = ["EvalConfig", "Example", "LabelledDataset", "load_dataset", "Episode", "meta_splits",
            "plan_episodes", "sample_episodes", "UserError", "PromptBuilder", "Template",
-           "load_template", "evaluate"]
+           "load_template", "evaluate", "Predictor"]
 
 
 def evaluate(config: EvalConfig, **kwargs):
     """Run the harness (see ``iclmeta.harness.evaluate.evaluate``); imported lazily to stay light."""
     from iclmeta.harness.evaluate import evaluate as _evaluate
     return _evaluate(config, **kwargs)
+

@@ -127,6 +127,53 @@ def add_ls_parser(sub) -> None:
                     help="one of methods, datasets, tasks, templates, models (default: all)")
 
 
+EXPORT_SECTIONS = ("data", "models", "prompting", "metric", "gradient")
+DEPLOY_EPILOG = """examples:
+  iclmeta export --method retrieval --dataset my.csv --out predictor/
+  iclmeta export --method protonet --dataset my.csv --shots 8 --out predictor/
+  iclmeta export --from runs/recommend --out predictor/
+  iclmeta predict predictor/ "book a table for two" "play some jazz"
+  iclmeta predict predictor/ < queries.jsonl > labels.jsonl
+"""
+
+
+def add_export_parser(sub, methods: list[str]) -> None:
+    ex = _sub(sub, "export", "write a method over labelled data as a predictor folder",
+              "Fit one method over a dataset's labelled examples and write a self-contained "
+              "predictor folder (config, examples, template, index or adapted weights, model "
+              "hashes) that 'iclmeta predict' and Predictor.load run through the code path "
+              "'eval' measures.", DEPLOY_EPILOG)
+    ex.add_argument("--method", help=f"the method to export, one of: {', '.join(methods)}")
+    ex.add_argument("--from", dest="recommend_dir", metavar="RECOMMEND_DIR",
+                    help="export the winner of a folder written by 'iclmeta recommend', with "
+                         "its settings and shot count (flags given here go on top)")
+    ex.add_argument("--shots", dest="support_shots", metavar="K|all",
+                    help="labelled examples kept per class (a seeded K), or all of them "
+                         "(default: all; with --from, the shot count raced)")
+    ex.add_argument("--out", dest="predictor_out", required=True, metavar="DIR",
+                    help="predictor folder: new, empty, or one export wrote (replaced whole)")
+    # no overlap check at export (the data is the user's own): --allow-overlap has no use
+    names = {f.name for f in dataclasses.fields(EvalConfig)
+             if f.metadata.get("group") in EXPORT_SECTIONS or f.name == "seed"} - {"allow_overlap"}
+    add_fields(ex, EvalConfig, names, {"episodes": "support",
+                                       **{k: EVAL_SECTIONS[k] for k in EXPORT_SECTIONS}},
+               context={"methods": ", ".join(methods)})
+    ex.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_predict_parser(sub) -> None:
+    pr = _sub(sub, "predict", "label texts with a predictor folder written by 'export'",
+              "Print one JSON line per text: the text, its label and its score for every "
+              "label (higher is more likely). With no TEXT, read JSON lines (objects with the "
+              "input field(s), and 'id' if wanted) or plain lines from stdin and write JSON "
+              "lines to stdout.", DEPLOY_EPILOG)
+    pr.add_argument("predictor", metavar="PREDICTOR_DIR", help="a folder written by 'export'")
+    pr.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label (default: stdin)")
+    pr.add_argument("--batch-size", dest="texts_per_call", type=int, default=32, metavar="N",
+                    help="texts labelled per call (default: 32)")
+    pr.add_argument("--no-scores", action="store_true", help="leave the scores out")
+
+
 def version() -> str:
     """The installed distribution's version; in a checkout that was never installed, the
     package's own ``__version__``."""
@@ -149,7 +196,11 @@ def build_parser(methods: list[str]) -> Parser:
     add_report_parser(sub)
     add_prompt_parser(sub)
     add_train_parser(sub)
+    add_export_parser(sub, methods)
+    add_predict_parser(sub)
     add_ls_parser(sub)
+    from iclmeta.cli.recommend import add_recommend_parser
+    add_recommend_parser(sub, EVAL_SECTIONS, _sub)
     return parser
 
 

@@ -106,8 +106,50 @@ def cmd_ls(args) -> int:
     return 0
 
 
-COMMANDS = {"eval": cmd_eval, "report": cmd_report, "train": cmd_train, "prompt": cmd_show_prompt,
+def cmd_recommend(args) -> int:
+    from iclmeta.cli.recommend import cmd_recommend as run
+    return run(args, with_task)
+
+
+COMMANDS = {"recommend": cmd_recommend, "eval": cmd_eval, "report": cmd_report, "train": cmd_train, "prompt": cmd_show_prompt,
             "ls": cmd_ls}
+
+
+def cmd_export(args) -> int:
+    """``export``: a method's config from the flags (or a recommend folder's, flags on top)."""
+    from iclmeta.deploy.export import export, recommended
+    from iclmeta.harness.registry import check_methods
+    base, shots = recommended(args.recommend_dir) if args.recommend_dir else (None, "all")
+    method = args.method or (base.methods[0] if base else None)
+    if method is None:
+        raise UserError("export needs --method M or --from RECOMMEND_DIR")
+    check_methods([method])
+    typed = given(args, EvalConfig)
+    flags = with_task({**typed, "methods": [method]}, EvalConfig)
+    config = EvalConfig.from_recorded({"config": base.to_dict()}, **flags) if base \
+        else EvalConfig.from_dict(flags)
+    check_used(typed, EvalConfig, [method], _who("export", [method]))
+    out = export(config, args.predictor_out, args.support_shots or shots,
+                 progress=not args.no_progress)
+    print(f"predictor: {out}  (use: iclmeta predict {out} \"some text\")")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import json
+
+    from iclmeta.deploy.inputs import predict_stream
+    from iclmeta.deploy.predictor import Predictor
+    if args.texts_per_call < 1:
+        raise UserError(f"--batch-size {args.texts_per_call} must be at least 1")
+    predictor = Predictor.load(args.predictor)
+    lines = [json.dumps({"text": t}) for t in args.texts] if args.texts else sys.stdin
+    for row in predict_stream(predictor, lines, args.texts_per_call, not args.no_scores):
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    return 0
+
+
+COMMANDS.update(export=cmd_export, predict=cmd_predict)
 
 
 def parse(argv: list[str] | None):
