@@ -75,7 +75,8 @@ def add_prompt_parser(sub) -> None:
                     "retrieval or instruct (default: retrieval)")
     sp.add_argument("--episode", type=int, default=0, help="episode index (default: 0)")
     sp.add_argument("--query", type=int, default=0, help="query index in the episode (default: 0)")
-    sp.add_argument("--at", type=int, help="which of --shots to show (default: the largest)")
+    sp.add_argument("--at", type=lambda v: v if v == "all" else int(v), metavar="K|all",
+                    help="which of --shots to show (default: the largest)")
     names = {f.name for f in dataclasses.fields(EvalConfig)
              if f.metadata.get("group") in PROMPT_SECTIONS}
     add_fields(sp, EvalConfig, names, {k: EVAL_SECTIONS[k] for k in PROMPT_SECTIONS})

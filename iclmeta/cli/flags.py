@@ -5,7 +5,8 @@ The flag is ``--field-name`` (or ``metadata["flag"]``); the field's type picks t
 - ``bool`` -> ``store_true``; ``int``, ``float``, ``str`` -> that type;
 - ``Literal[...]`` -> choices; ``int | Literal["auto"]`` -> an integer or one of the words;
 - ``Annotated[str, Pattern(...)]`` -> a string of that form (``--device cuda:1``);
-- ``list[int]`` / ``list[str]`` -> a comma list (``0,1,4``); with ``repeat``: once per value,
+- ``list[int]`` / ``list[str]`` -> a comma list (``0,1,4``); ``list[int | Literal["all"]]`` the
+  same with the words (``0,1,all``); with ``repeat``: once per value,
   and with ``comma`` as well: each a comma list (``--method icl,knn --method retrieval``);
 - ``X | None`` -> X's parser; ``metadata["none"]`` is the word that means None (``all``);
 - ``dict[str, str] | None`` -> comma-separated ``key=value`` pairs (``train=a.csv,test=b.csv``).
@@ -65,6 +66,13 @@ def parser_kwargs(hint, field: dataclasses.Field) -> dict:
         return {"type": _matching(pattern), "metavar": meta.get("metavar", field.name.upper())}
     if origin is Literal:
         return {"choices": list(args)}
+    if origin is list and get_origin(args[0]) in (Union, types.UnionType):  # list[int | "all"]
+        inner = get_args(args[0])
+        words = {w: w for a in inner if get_origin(a) is Literal for w in get_args(a)}
+        kind = next(a for a in inner if a in _NAMES)
+        alts = " or ".join(f"'{w}'" for w in words)
+        return {"type": _comma_list(_word_or(kind, words), shown_default(field) or "a,b",
+                                    f"{_NAMES[kind].split()[-1]}s or {alts}")}
     if origin is list and args[0] in _NAMES:
         if meta.get("repeat"):
             kind = _comma_list(args[0], "a,b") if meta.get("comma") else args[0]
@@ -131,13 +139,13 @@ def _word_or(kind, words: dict):
     return parse
 
 
-def _comma_list(kind, example: str):
-    plural = {int: "integers", float: "numbers", str: "names"}[kind]
+def _comma_list(kind, example: str, plural: str | None = None):
+    plural = plural or {int: "integers", float: "numbers", str: "names"}[kind]
 
     def parse(text: str) -> list:
         try:
             values = [kind(v.strip()) for v in text.split(",") if v.strip()]
-        except ValueError:
+        except (ValueError, argparse.ArgumentTypeError):
             raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
                                              f"{plural}, e.g. {example}") from None
         if not values:

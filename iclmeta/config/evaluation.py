@@ -45,7 +45,9 @@ class EvalConfig(DataSource):
         None, "classes per episode, or 'all': every class of the split in every episode (all "
         "150 CLINC150 intents with --class-split all)", group="episodes",
         default_text="5, or every class when evaluating over all classes")
-    shots: list[int] = opt([0, 1, 4], "comma-separated shot counts", group="episodes")
+    shots: list[int | Literal["all"]] = opt(
+        [0, 1, 4], "comma-separated shot counts (labelled examples per class); 'all': every "
+        "support example of the classes in play, e.g. 1,4,16,all", group="episodes")
     # Defaults sized for a first run of a few minutes on 2 CPU cores (about a minute in bf16).
     queries: int | None = opt(2, "query examples per class, or 'all'; the defaults keep a first "
                               "run to a few minutes on 2 CPU cores, raise them for tighter CIs",

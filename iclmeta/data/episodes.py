@@ -38,6 +38,24 @@ ALL_QUERIES_NEED_SPLITS = ("--queries all needs a dataset with its own train and
                            "rest' would change with --shots); give a number, e.g. --queries 5")
 
 
+ALL = "all"  # --shots all: every support example of each class in play
+ALL_SHOTS = 10**6  # how "all" sorts and aggregates in report frames (after every number)
+
+
+def shot_key(shots) -> int:
+    """A sort key for shot counts where ``"all"`` comes after every number.
+
+    >>> sorted([4, "all", 0], key=shot_key)
+    [0, 4, 'all']
+    """
+    return ALL_SHOTS if shots in (ALL, ALL_SHOTS) else int(shots)
+
+
+def shot_text(shots) -> str:
+    """``"4"`` or ``"all"`` (a report frame's ``ALL_SHOTS`` included)."""
+    return ALL if shots in (ALL, ALL_SHOTS) else str(int(shots))
+
+
 def query_hash(ids) -> str:
     """A short fingerprint of a query set (order-free): rows with equal hashes saw the same queries.
 
@@ -62,14 +80,26 @@ class Episode:
     seed: int
 
     def support_set(self, shots: int) -> list[Example]:
-        """The first ``shots`` support examples of every class, interleaved class by class."""
-        if shots > self.max_shots:
+        """The first ``shots`` support examples of every class, interleaved class by class.
+
+        With ``--shots all`` classes may hold different numbers: then ``shots`` up to
+        ``all_shots`` takes the first ``min(shots, n)`` of a class of ``n``, and
+        ``support_set(all_shots)`` is the whole support.
+        """
+        if shots > self.all_shots:
             raise ValueError(f"episode support holds {self.max_shots} per class, asked for {shots}")
-        return [self.support[c][i] for i in range(shots) for c in self.classes]
+        return [self.support[c][i] for i in range(shots) for c in self.classes
+                if i < len(self.support[c])]
 
     @property
     def max_shots(self) -> int:
+        """Support examples every class has (the K of a K-shot episode)."""
         return min((len(v) for v in self.support.values()), default=0)
+
+    @property
+    def all_shots(self) -> int:
+        """Support examples of the largest class: what ``--shots all`` passes to a method."""
+        return max((len(v) for v in self.support.values()), default=0)
 
     @property
     def query_hash(self) -> str:
@@ -89,6 +119,7 @@ class EpisodePlan:
     query_from: str | None
     classes: tuple[str, ...]
     split_seed: int = 0
+    all_shots: bool = False  # --shots all: each class keeps every support example it has
 
     def describe(self) -> str:
         source = (f"support from the '{self.support_from}' split, queries from "
@@ -99,7 +130,7 @@ class EpisodePlan:
         q = "all" if self.queries is None else self.queries
         return (f"episodes: {self.ways}-way over {scope}; {q} queries per class drawn first; "
                 f"K-shot support = first K of one permutation per class (nested, up to "
-                f"{self.max_shots}); {source}")
+                f"{'every example' if self.all_shots else self.max_shots}); {source}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -142,14 +173,15 @@ def plan_episodes(ds: LabelledDataset, ways: int | str | None, shots: list[int],
     if ways < 2 or ways > len(classes):
         raise UserError(f"--ways {ways} is impossible: {ds.name} has {len(classes)} classes in "
                         f"this split; choose --ways between 2 and {len(classes)}")
-    if any(k < 0 for k in shots):
-        raise UserError("--shots must be non-negative integers, e.g. --shots 0,1,4")
+    numeric = [k for k in shots if k != ALL]
+    if any(not isinstance(k, int) or k < 0 for k in numeric):
+        raise UserError("--shots must be non-negative integers or 'all', e.g. --shots 0,1,4,all")
     support_from, query_from = _source_splits(ds, class_split)
     if queries is None and not support_from:
         raise UserError(ALL_QUERIES_NEED_SPLITS)
     plan = EpisodePlan(class_split, split if class_split == "disjoint" else "all", ways,
-                       max(shots, default=0), queries, support_from, query_from, tuple(classes),
-                       split_seed)
+                       max(numeric, default=0), queries, support_from, query_from,
+                       tuple(classes), split_seed, ALL in shots)
     _check_counts(ds, plan)
     return plan
 
@@ -218,7 +250,7 @@ def sample_episodes(ds: LabelledDataset, plan: EpisodePlan, n: int, seed: int) -
             if problem:
                 raise UserError(problem)
             random.Random(f"{seed}:{i}:support:{c}").shuffle(rest)
-            support[c] = rest[:plan.max_shots]
+            support[c] = rest if plan.all_shots else rest[:plan.max_shots]
             query.extend(drawn)
         rng.shuffle(query)
         episodes.append(Episode(i, classes, support, query, seed))

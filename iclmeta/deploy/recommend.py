@@ -115,7 +115,7 @@ def choose_shots(ds, config: EvalConfig, given: set[str]) -> int:
     """The race's one shot count: ``--shots K`` or the largest of ``SHOT_CHOICES`` that every
     class can supply next to its queries; a dataset too small for any episode is refused."""
     if "shots" in given:
-        if len(config.shots) != 1 or config.shots[0] < 1:
+        if len(config.shots) != 1 or not isinstance(config.shots[0], int) or config.shots[0] < 1:
             raise UserError(f"recommend races at one shot count; give --shots K with K >= 1, "
                             f"not {','.join(map(str, config.shots))}")
         return config.shots[0]

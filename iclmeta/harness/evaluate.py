@@ -20,7 +20,8 @@ from iclmeta.io import load_yaml, save_yaml
 from iclmeta.data.example import LabelledDataset
 from iclmeta.data.sources import load_source
 from iclmeta.harness.distributed import Processes, merge_rank_files
-from iclmeta.data.episodes import Episode, EpisodePlan, plan_episodes, sample_episodes
+from iclmeta.data.episodes import (ALL, Episode, EpisodePlan, plan_episodes,
+                                   sample_episodes)
 from iclmeta.data.leakage import overlap
 from iclmeta.errors import UserError
 from iclmeta.data.prediction import Prediction
@@ -92,6 +93,12 @@ def _load_rows(out: Path, order: list[tuple], proc: Processes) -> list[dict]:
     return rows if proc.is_main else load_results(out / "results.jsonl")
 
 
+def resolve_shots(episode: Episode, shots) -> int:
+    """The count a method is given: ``shots``, or for ``"all"`` the largest class's support
+    (``Episode.support_set`` then returns every support example)."""
+    return episode.all_shots if shots == ALL else shots
+
+
 def row_for(config, ds, plan, method, episode, shots, pred: Prediction, seconds) -> dict:
     """One ``results.jsonl`` row: the episode's identity, the budget, the outcome and its cost.
 
@@ -103,7 +110,7 @@ def row_for(config, ds, plan, method, episode, shots, pred: Prediction, seconds)
     row = {
         "dataset": ds.name, "split": plan.split, "class_split": plan.class_split,
         "split_seed": plan.split_seed, "ways": plan.ways, "shots": shots,
-        "k": n_demos, "support_size": shots * len(episode.classes),
+        "k": n_demos, "support_size": len(episode.support_set(resolve_shots(episode, shots))),
         "episode": episode.id, "seed": config.seed, "query_hash": episode.query_hash,
         "method": method.name, "label": method.name,
         "accuracy": sum(correct) / len(correct), "n_queries": len(correct),
@@ -224,7 +231,7 @@ def _run_items(config, ds, plan, methods, todo, store: ResultStore, progress: bo
     rows = []
     for ep, name, shots in tqdm(todo, desc="eval", unit="item", disable=not progress):
         start = time.perf_counter()
-        pred = methods[name].predict(ep, shots)
+        pred = methods[name].predict(ep, resolve_shots(ep, shots))
         row = row_for(config, ds, plan, methods[name], ep, shots, pred,
                       time.perf_counter() - start)
         store.append(row)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from iclmeta.config import EvalConfig
+from iclmeta.data.episodes import shot_key
 from iclmeta.errors import UserError
 
 PROMPTING = ("zero-shot", "icl", "retrieval", "instruct")
@@ -27,6 +28,7 @@ def render_prompt(config: EvalConfig, episode: int = 0, query: int = 0,
     ``candidates`` (the scored continuations), ``demo_ids`` and ``demos_dropped``.
     """
     from iclmeta.harness.evaluate import ZERO_SHOT_ONLY, prepare
+    from iclmeta.harness.evaluate import resolve_shots
     from iclmeta.harness.registry import build_method
     from iclmeta.harness.resources import Resources
 
@@ -34,7 +36,7 @@ def render_prompt(config: EvalConfig, episode: int = 0, query: int = 0,
     if name not in PROMPTING:
         raise UserError(f"'iclmeta prompt' shows prompting methods; choose one of: "
                         f"{', '.join(PROMPTING)}")
-    shots = max(config.shots) if shots is None else shots
+    shots = max(config.shots, key=shot_key) if shots is None else shots
     if shots not in config.shots:
         raise UserError(f"--at {shots} is not one of --shots {config.shots}; pick one of them")
     shots = 0 if name in ZERO_SHOT_ONLY else shots
@@ -43,10 +45,11 @@ def render_prompt(config: EvalConfig, episode: int = 0, query: int = 0,
     q = _pick(ep.query, query, "--query")
     method = build_method(name, Resources(config, ds))
     method.fit()
+    given, shots = shots, resolve_shots(ep, shots)
     method.source.prepare(ep, shots)
     plan = method.plan(ep, shots, q)
     shown = {"method": name, "dataset": ds.name, "episode": ep.id, "query": query,
-             "query_id": q.id, "gold": q.label, "shots": shots, "scoring": config.scoring,
+             "query_id": q.id, "gold": q.label, "shots": given, "scoring": config.scoring,
              "labels": list(ep.classes), "demo_ids": plan.demo_ids,
              "demos_dropped": plan.dropped, "messages": plan.messages, "prompt": plan.shown(),
              "template": method.res.builder.template.name}

@@ -211,21 +211,31 @@ def build_prompt(renderer: Renderer, lm: LM, scoring: str, demos: list[Example],
 
 def fit_context(lm: LM, demos: list[Example], render, reserve: int, query: Example,
                 drop_last: bool = False) -> list[Example]:
-    """The demos to keep: drop the least relevant one at a time until every prompt fits.
+    """The demos to keep: the fewest least-relevant ones dropped so that every prompt fits.
 
     ``render(kept)`` returns the prompt texts that must fit with ``reserve`` tokens after them.
-    The query itself is never truncated: a query that cannot fit alone is an error.
+    Dropping a demonstration never lengthens a prompt, so the least number to drop is found by
+    bisection (a handful of renders even for thousands of demonstrations). The query itself is
+    never truncated: a query that cannot fit alone is an error.
     """
-    kept = list(demos)
-    while True:
-        longest = max(lm.count_tokens(text) for text in render(kept))
-        if longest + reserve <= lm.max_length:
-            return kept
-        if not kept:
-            raise UserError(f"query {query.id} does not fit the model's context window "
-                            f"({lm.max_length} tokens) even without demonstrations; "
-                            "use a model with a longer context or shorter inputs")
-        kept = kept[:-1] if drop_last else kept[1:]
+    def kept_after(n_dropped: int) -> list[Example]:
+        return demos[:len(demos) - n_dropped] if drop_last else demos[n_dropped:]
+
+    def fits(n_dropped: int) -> bool:
+        longest = max(lm.count_tokens(text) for text in render(kept_after(n_dropped)))
+        return longest + reserve <= lm.max_length
+
+    if fits(0):
+        return list(demos)
+    if not fits(len(demos)):
+        raise UserError(f"query {query.id} does not fit the model's context window "
+                        f"({lm.max_length} tokens) even without demonstrations; "
+                        "use a model with a longer context or shorter inputs")
+    low, high = 0, len(demos)  # fits(high), not fits(low)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if fits(mid) else (mid, high)
+    return kept_after(high)
 
 
 def ZeroShot(name, resources):

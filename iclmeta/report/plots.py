@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from iclmeta.data.episodes import ALL_SHOTS, shot_text
 from iclmeta.io import atomic_path
 from iclmeta.report.styles import (BAND_ALPHA, MARKERS, OKABE_ITO, chance_in_range,
                                    label_colors, label_styles, resolve_styles, use_bands,
@@ -69,7 +70,19 @@ def _curve(ax, x, g, style, name, bands: bool, transform=None):
                     transform=transform)
 
 
-def _finish(ax, xlabel: str, ticks, chance: float | None, limits: tuple[float, float]):
+def x_positions(shots) -> dict:
+    """Where each shot count sits on the x-axis: itself, and ``all`` one doubling past the
+    largest count (its examples per class differ by class; the tick says "all").
+
+    >>> x_positions([0, 4, 1000000])
+    {0: 0, 4: 4, 1000000: 8}
+    """
+    finite = [k for k in shots if k != ALL_SHOTS]
+    return {k: (k if k != ALL_SHOTS else 2 * max(max(finite, default=1), 1)) for k in shots}
+
+
+def _finish(ax, xlabel: str, ticks, chance: float | None, limits: tuple[float, float],
+            tick_labels=None):
     """Ticks, grid, the data's accuracy range, and chance: a line inside it, else a note."""
     ax.set_ylim(*limits)
     if chance_in_range(chance, limits):
@@ -81,7 +94,7 @@ def _finish(ax, xlabel: str, ticks, chance: float | None, limits: tuple[float, f
                     va="bottom" if where == "below" else "top")
     _x_limits(ax, ticks)
     ax.set_xlabel(xlabel)
-    ax.set_xticks(list(ticks), [str(int(t)) for t in ticks])
+    ax.set_xticks(list(ticks), tick_labels or [str(int(t)) for t in ticks])
     ax.minorticks_off()
     ax.grid(alpha=0.3)
 
@@ -119,15 +132,17 @@ def plot_shot_curve(curve, ax=None, title: str | None = None, chance: float | No
     labels = list(dict.fromkeys(curve["label"]))
     styles, bands = resolve_styles(labels, colors, styles), use_bands(len(labels))
     shots = sorted(curve["shots"].unique())
+    where = x_positions(shots)
     for i, (label, g) in enumerate(curve.groupby("label", sort=False)):
         g = g.sort_values("shots")
         if len(shots) > 1 and list(g["shots"]) == [0]:
             _reference_line(ax, g, styles[label], display_name(label, g), bands)
         else:
-            _curve(ax, g["shots"], g, styles[label], display_name(label, g), bands,
+            _curve(ax, g["shots"].map(where), g, styles[label], display_name(label, g), bands,
                    None if bands else _nudge(ax, i, len(labels)))
     ax.set_xscale("symlog", linthresh=1, linscale=0.6)  # 0 stays on the axis; 1, 4, 16 spread
-    _finish(ax, "shots per class (K)", shots, chance, y_limits(curve))
+    _finish(ax, "shots per class (K)", [where[k] for k in shots], chance, y_limits(curve),
+            [shot_text(k) for k in shots])
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title or "Accuracy vs number of shots (mean, 95% CI over episodes)", fontsize=11)
     _legend(ax, curve)
@@ -155,7 +170,7 @@ def plot_adapt_curve(curve, title: str | None = None, chance: float | None = Non
             _curve(ax, g["adapt_steps"], g, styles[label], label, bands,
                    None if bands else _nudge(ax, labels.index(label), len(labels)))
         _finish(ax, "adaptation steps", sorted(curve["adapt_steps"].unique()), chance, limits)
-        ax.set_title(f"{k}-shot", fontsize=10)
+        ax.set_title(f"{shot_text(k)}-shot", fontsize=10)
     axes[0].set_ylabel("accuracy (%)")
     handles, names = axes[0].get_legend_handles_labels()
     axes[-1].legend(handles, names, fontsize=9, loc="upper left", bbox_to_anchor=(1.02, 1),
@@ -177,7 +192,7 @@ def plot_paired_differences(diffs, ax=None, title: str | None = None):
         err = [100 * (g["diff"] - g["ci_low"]).fillna(0),
                100 * (g["ci_high"] - g["diff"]).fillna(0)]
         ax.errorbar(100 * g["diff"], y, xerr=err, fmt=MARKERS[j % len(MARKERS)], ms=5,
-                    capsize=3, color=OKABE_ITO[j % len(OKABE_ITO)], label=f"{k}-shot")
+                    capsize=3, color=OKABE_ITO[j % len(OKABE_ITO)], label=f"{shot_text(k)}-shot")
     for i in range(0, len(pairs), 2):  # banding keeps each comparison's markers together
         ax.axhspan(i - 0.5, i + 0.5, color="0.94", lw=0, zorder=0)
     ax.axvline(0, color="0.3", lw=1)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from iclmeta.data.episodes import query_hash
+from iclmeta.data.episodes import ALL_SHOTS, query_hash
 from iclmeta.errors import UserError
 
 REQUIRED = ("method", "shots", "episode", "accuracy")
@@ -91,6 +91,8 @@ def _tidy(rows: list[dict], run: str):
                                     sort_keys=True, default=str) for o in df["options"]]
     df["run"] = run
     df["query_hash"] = _query_hashes(df)
+    # --shots all: a number after every count, so frames sort and group (``shot_text`` shows it)
+    df["shots"] = [ALL_SHOTS if s == "all" else s for s in df["shots"]]
     return df
 
 

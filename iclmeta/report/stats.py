@@ -27,6 +27,7 @@ import io
 from collections import defaultdict
 from pathlib import Path
 
+from iclmeta.data.episodes import shot_key, shot_text
 from iclmeta.io import write_atomic
 from iclmeta.errors import UserError
 from iclmeta.report.intervals import (few_episodes_note, format_ci, mean_ci, paired_t_interval,
@@ -61,7 +62,8 @@ def summarize(rows: list[dict]) -> list[dict]:
     for r in final_step_rows(rows):
         groups[(r.get("label", r.get("method")), r["shots"])].append(r)
     out = []
-    for (label, shots), rs in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+    for (label, shots), rs in sorted(groups.items(),
+                                       key=lambda kv: (str(kv[0][0]), shot_key(kv[0][1]))):
         mean, ci = mean_ci([r["accuracy"] for r in rs])
         out.append({"label": label, "shots": shots, "mean": mean, "ci95": ci,
                     "n_episodes": len(rs),
@@ -76,10 +78,10 @@ def format_table(summary: list[dict]) -> str:
     A cell of one episode reads ``mean ± n/a``; a last line warns when any cell has fewer than
     10 episodes.
     """
-    shots = sorted({s["shots"] for s in summary})
+    shots = sorted({s["shots"] for s in summary}, key=shot_key)
     labels = list(dict.fromkeys(s["label"] for s in summary))
     cell = {(s["label"], s["shots"]): format_ci(s["mean"], s["ci95"]) for s in summary}
-    header = ["method"] + [f"{k}-shot" for k in shots]
+    header = ["method"] + [f"{shot_text(k)}-shot" for k in shots]
     body = [[lab] + [cell.get((lab, k), "—") for k in shots] for lab in labels]
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header] + body]

@@ -9,6 +9,7 @@ calibration. Each takes the frame that ``iclmeta.report.stats`` or ``.metrics`` 
 """
 from __future__ import annotations
 
+from iclmeta.data.episodes import shot_text
 from iclmeta.report.intervals import format_ci
 
 
@@ -32,7 +33,7 @@ def accuracy_markdown(curve, best: dict | None = None) -> str:
     """
     best = best or {}
     shots = sorted(curve["shots"].unique())
-    lines = ["| method | " + " | ".join(f"{k}-shot" for k in shots) + " |",
+    lines = ["| method | " + " | ".join(f"{shot_text(k)}-shot" for k in shots) + " |",
              "|---" * (len(shots) + 1) + "|"]
     for label, g in curve.groupby("label", sort=False):
         cells = {k: format_ci(m, c) for k, m, c in zip(g["shots"], g["mean"], g["ci95"])}
@@ -52,7 +53,7 @@ def differences_markdown(diffs) -> str:
     for r in diffs.itertuples():
         ci = "n/a" if r.ci_low != r.ci_low else \
             f"[{_pct(r.ci_low, True)}, {_pct(r.ci_high, True)}]"
-        lines.append(f"| {r.a} − {r.b}{marked} | {r.shots} | {_pct(r.diff, True)} | {ci} | "
+        lines.append(f"| {r.a} − {r.b}{marked} | {shot_text(r.shots)} | {_pct(r.diff, True)} | {ci} | "
                      f"{r.frac_a_better:.0%} | {r.frac_tie:.0%} | {r.n_pairs} |")
     return "\n".join(lines)
 
@@ -66,7 +67,7 @@ def calibration_markdown(cal) -> str:
     | knn | 4.2 (80) |
     """
     shots = sorted(cal["shots"].unique())
-    lines = ["| method | " + " | ".join(f"{k}-shot" for k in shots) + " |",
+    lines = ["| method | " + " | ".join(f"{shot_text(k)}-shot" for k in shots) + " |",
              "|---" * (len(shots) + 1) + "|"]
     for label, g in cal.groupby("label", sort=False):
         cells = {k: f"{_pct(e)} ({n})" for k, e, n in zip(g["shots"], g["ece"], g["n_queries"])}

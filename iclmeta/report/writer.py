@@ -22,6 +22,7 @@ from iclmeta.report.intervals import few_episodes_note
 from iclmeta.report.metrics import (calibration, confusion_counts, macro_f1_curve,
                                     metrics_table, per_class_accuracy)
 from iclmeta.report.runs import results_path
+from iclmeta.data.episodes import shot_text
 from iclmeta.report.stats import adapt_curve, load_runs, paired_differences, shot_curve
 from iclmeta.report.tables import (accuracy_markdown, calibration_markdown,
                                    differences_heading, differences_markdown)
@@ -115,7 +116,7 @@ def _write_confusions(out: Path, df, per_class, context: str) -> list[str]:
     names, files = figure_names(largest.index), []
     for label, shots in largest.items():
         fig = plot_confusion(*confusion_counts(df, label, shots),
-                             title=f"{label} at {shots} shots, pooled over episodes ({context})")
+                             title=f"{label} at {shot_text(shots)} shots, pooled over episodes ({context})")
         files += save_figure(fig, out / names[label], formats=("png",))
     return files
 
