@@ -9,10 +9,10 @@ from iclmeta.config import EvalConfig
 
 RECOMMEND_EPILOG = """how it decides:
   Every round runs each surviving method on one more episode (all classes, the same support
-  and queries for every method). After rounds 2, 3, 4, 6, 8, 12, 16, ... a method is dropped
+  and queries for every method). After rounds 3, 4, 6, 8, 12, 16, ... a method is dropped
   when another is confidently better: paired t-intervals over episodes, Bonferroni over every
-  pair and over looks (error 6/(pi^2 r^2) x alpha spent at look r), so all intervals shown hold
-  together with probability >= 1 - alpha. It stops when one method is left, when the survivors
+  pair and over looks (error 6/(pi^2 r^2) x alpha spent at look r), so all difference
+  intervals hold together with probability >= 1 - alpha (the means: a second such family). It stops when one method is left, when the survivors
   are within --tie-margin of the leader, or when --budget or --max-rounds runs out.
 
 examples:

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 from iclmeta.io import write_atomic
-from iclmeta.report.race import mean_interval, paired_interval, prediction_interval
+from iclmeta.report.race import mean_interval, mean_level, paired_interval, prediction_interval
 
 STATUS_TEXT = {"winner": "winner", "tied": "tied with the winner", "unbeaten": "not separated",
                "dropped": "dropped"}
@@ -36,28 +36,32 @@ def ranking(race) -> list[dict]:
     (latest dropped first)."""
     best = race.winner
     lead = race.entries[best].scores
-    level_at = {look.rounds: look.alpha for look in race.looks}
-    final_level = race.looks[-1].alpha if race.looks else math.nan
+    looks_at = {look.rounds: look for look in race.looks}
+    final = race.looks[-1] if race.looks else None
+    s, m = race.settings, len(race.entries)
     rows = []
     for name, e in race.entries.items():
         n = len(e.scores)
-        level = level_at.get(e.dropped_at, final_level) if e.dropped_at else final_level
+        look = looks_at.get(e.dropped_at, final) if e.dropped_at else final
+        level = look.alpha if look else math.nan
+        own = mean_level(s.alpha, look.look, m) if look else math.nan
+        floor = 0.5 * n / max(sum(e.queries), 1)  # half a query's worth, as the race judged
         if name == best or n < 2 or math.isnan(level):
             diff, lo, hi = (0.0, 0.0, 0.0) if name == best else (math.nan,) * 3
         else:
-            floor = 0.5 * n / max(sum(e.queries), 1)  # as the race judged it
             diff, lo, hi = paired_interval(e.scores, lead[:n], level, floor)
             lo, hi = _clip((lo, hi), -1.0, 1.0)
-        low, high = _clip(mean_interval(e.scores, level)[1:] if n >= 2 and level == level
+        low, high = _clip(mean_interval(e.scores, own, floor)[1:] if n >= 2 and own == own
                           else (math.nan, math.nan))
-        one_low, one_high = _clip(prediction_interval(e.scores, level) if n >= 2
-                                  and level == level else (math.nan, math.nan))
+        one_low, one_high = _clip(prediction_interval(e.scores, own) if n >= 2
+                                  and own == own else (math.nan, math.nan))
         rows.append({"method": name, "status": e.status, "rounds": n,
                      "score": _mean(e.scores), "score_low": low, "score_high": high,
                      "one_episode_low": one_low, "one_episode_high": one_high,
                      "accuracy": _mean(e.accuracy),
                      "diff": diff, "diff_low": lo, "diff_high": hi,
                      "confidence": 1 - level if not math.isnan(level) else math.nan,
+                     "mean_confidence": 1 - own if not math.isnan(own) else math.nan,
                      "ms_per_query": 1000 * e.per_query(e.seconds),
                      "tokens_per_query": e.per_query(e.tokens),
                      "dropped_at": e.dropped_at, "dropped_by": e.dropped_by})
@@ -110,15 +114,17 @@ def format_ranking(race) -> str:
               f"(mean over episodes); one deployment with one such support: "
               f"[{_pct(best['one_episode_low'])}, {_pct(best['one_episode_high'])}] "
               "(prediction interval of a single episode)",
-              f"intervals: in points; each method's mean and its paired difference to "
-              f"{race.winner}, family-wise {100 * (1 - s.alpha):.0f}% over every look, pair and "
-              "method (Bonferroni, alpha spent 6/(pi^2 r^2) at look r)",
+              f"intervals: in points; paired differences to {race.winner} family-wise "
+              f"{100 * (1 - s.alpha):.0f}% over every look and pair, each method's mean "
+              f"family-wise {100 * (1 - s.alpha):.0f}% over every look and method (Bonferroni, "
+              "alpha spent 6/(pi^2 r^2) at look r)",
               f"racing ran the methods for {c['raced_seconds']:.0f}s; every method on all "
               f"{race.rounds} rounds would take about {c['every_method_seconds']:.0f}s "
               f"(saved {c['saved_seconds']:.0f}s)"]
-    if race.rounds < 2:
-        lines.append("warning: only one round fit in the budget, so there are no intervals; "
-                     "raise --budget")
+    if race.rounds < 3:
+        lines.append(f"warning: {race.rounds} round(s) fit in the budget; the race looks first "
+                     "after 3, so nothing could be dropped and there are no intervals: raise "
+                     "--budget")
     for name, why_skipped in race.skipped.items():
         lines.append(f"skipped {name}: {why_skipped}")
     return "\n".join(lines)

@@ -92,7 +92,7 @@ def run_race(config, settings, ds, plan, episodes, methods, store, start, progre
                 stopped = stop
                 break
     bar.close()
-    if rounds >= 2 and (not looks or looks[-1].rounds != rounds):
+    if rounds >= 3 and (not looks or looks[-1].rounds != rounds):
         alive, _ = _look(entries, alive, looks, settings, pairs, rounds)  # the final look
     _settle(entries, alive, looks, stopped)
     return Race(settings, config, entries, looks, rounds, stopped, time.perf_counter() - start)

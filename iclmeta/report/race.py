@@ -5,15 +5,18 @@ the per-episode scores after some rounds. At look ``r`` (``r = 1, 2, ...``) it f
 pair of surviving methods, a Student-t interval of the mean paired difference over the
 episodes so far, at level ``1 - alpha_r`` with
 
-    alpha_r = alpha * 6 / (pi^2 r^2) / F,     F = pairs + methods at the start.
+    alpha_r = alpha * 6 / (pi^2 r^2) / P,     P = pairs of methods at the start.
 
 The ``alpha_r`` sum to at most ``alpha`` over all looks and pairs (``sum 1/r^2 = pi^2/6``), so
-by the union (Bonferroni) bound every interval ever shown (one per pair, and one per method
-for its own mean score) holds at once with probability at least ``1 - alpha``, whenever the race stops and whichever method leads: dropping a method
+by the union (Bonferroni) bound every difference interval ever formed holds at once with
+probability at least ``1 - alpha``, whenever the race stops and whichever method leads: dropping a method
 only when another is confidently better keeps the best one with that probability. Each
 interval assumes the per-episode differences are roughly normal, like every interval in the
 reports. Looks happen after rounds ``LOOKS`` (about 1.5x apart), so few looks spend the
-``alpha``; the first needs two episodes.
+``alpha``; the first is after three episodes (with two, a t-interval has one degree of freedom
+and could not drop anything at these levels). Each method's own mean is shown with an interval
+from a second family built the same way over methods instead of pairs (``mean_level``), so
+those intervals, too, hold together with probability ``1 - alpha``.
 
 A method is **dropped** when some surviving method is confidently better (the interval of
 their difference lies above 0). The race **stops** when one method is left (a clear winner),
@@ -35,14 +38,14 @@ from iclmeta.report.intervals import t_quantile as _t_quantile
 
 t_quantile = lru_cache(maxsize=4096)(_t_quantile)  # a race asks for few distinct levels
 
-LOOKS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+LOOKS = (3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
 def is_look(round_: int) -> bool:
     """Whether the race looks at the scores after this many rounds (``LOOKS``, then every 64).
 
     >>> [r for r in range(1, 20) if is_look(r)]
-    [2, 3, 4, 6, 8, 12, 16]
+    [3, 4, 6, 8, 12, 16]
     """
     return round_ in LOOKS or (round_ > LOOKS[-1] and round_ % 64 == 0)
 
@@ -80,13 +83,15 @@ def paired_interval(a: list[float], b: list[float], level_alpha: float,
     return mean, mean - half, mean + half
 
 
-def mean_interval(values: list[float], level_alpha: float) -> tuple[float, float, float]:
-    """Mean of ``values`` and its ``1 - level_alpha`` t-interval.
+def mean_interval(values: list[float], level_alpha: float,
+                  sd_floor: float = 0.0) -> tuple[float, float, float]:
+    """Mean of ``values`` and its ``1 - level_alpha`` t-interval (``sd_floor`` as in
+    ``paired_interval``).
 
     >>> [round(v, 3) for v in mean_interval([0.8, 0.9, 0.85], 0.05)]
     [0.85, 0.726, 0.974]
     """
-    return paired_interval(values, [0.0] * len(values), level_alpha)
+    return paired_interval(values, [0.0] * len(values), level_alpha, sd_floor)
 
 
 def prediction_interval(values: list[float], level_alpha: float) -> tuple[float, float]:
@@ -106,8 +111,13 @@ def prediction_interval(values: list[float], level_alpha: float) -> tuple[float,
 
 
 def family_size(methods: int) -> int:
-    """Intervals per look: one per pair of methods and one per method's mean."""
-    return methods * (methods - 1) // 2 + methods
+    """Difference intervals per look: one per pair of methods."""
+    return max(methods * (methods - 1) // 2, 1)
+
+
+def mean_level(alpha: float, look: int, methods: int) -> float:
+    """The error of one method's mean interval at look ``look`` (a family over methods)."""
+    return look_alpha(alpha, look, methods)
 
 
 @dataclass
