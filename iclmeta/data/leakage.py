@@ -3,7 +3,11 @@
 A checkpoint or adapter records :func:`training_record` of the data it was trained on (the
 dataset's fingerprint, class rule, split seed, its meta-train classes and a hash of every text
 it could have seen). :func:`overlap` then names what an evaluation shares with it: evaluated
-classes it trained on (same dataset) and evaluated texts it saw (any dataset).
+texts it saw (any dataset) and, on the dataset it was trained on, evaluated classes it trained
+on. Across datasets class names mean nothing (CLINC150 and SNIPS both have ``play_music``), so
+a dataset counts as the training one by its fingerprint, or by its name when it also holds
+texts the checkpoint saw (the same data, edited); two unrelated files that happen to share a
+name compare by texts only.
 
 >>> from iclmeta.data.example import Example, LabelledDataset
 >>> ds = LabelledDataset("toy", [Example("hi", "a", "0"), Example("yo", "b", "1")])
@@ -50,15 +54,17 @@ def overlap(record: dict | None, ds: LabelledDataset, classes: Iterable[str]) ->
     """A one-line description of what evaluating ``classes`` of ``ds`` shares with ``record``.
 
     ``None`` when nothing is shared (or the checkpoint predates these records and says
-    nothing). Classes count only on the same dataset (by name or fingerprint); texts always.
+    nothing). Texts count on any dataset; classes only on the training dataset (see the module
+    doc): another dataset's class of the same name is another class.
     """
     if not record:
         return None
     classes = set(classes)
-    same = record.get("dataset") == ds.name or record.get("fingerprint") == fingerprint(ds)
-    shared = sorted(classes & set(record.get("train_classes", []))) if same else []
     seen = set(record.get("train_texts", []))
     texts = {text_key(ex.text) for ex in ds.examples if ex.label in classes} & seen
+    same = record.get("fingerprint") == fingerprint(ds) or (
+        record.get("dataset") == ds.name and bool(seen & {text_key(ex.text) for ex in ds.examples}))
+    shared = sorted(classes & set(record.get("train_classes", []))) if same else []
     parts = []
     if shared:
         shown = ", ".join(shared[:5]) + (", ..." if len(shared) > 5 else "")

@@ -5,6 +5,13 @@ names the file and the fix: the index must be a JSON object with the keys (and t
 ``FIELDS``; the weights file must be the very file the index names (its sha256); its tensors
 must be the LoRA pairs the index's ``lora`` describes (targets, rank), with finite values; and
 ``adapter_weights`` checks their shapes against the model they are loaded into.
+
+Every adapter folder is also a PEFT LoRA adapter: ``export_peft`` writes ``adapter_config.json``
+and ``adapter_model.safetensors`` (tensors named as PEFT names them, ``base_model.model.`` +
+the module path + ``.lora_A.weight``) from ``adapter.json``, so
+``peft.PeftModel.from_pretrained(base_model, folder)`` loads it; ``adapter.json`` keeps
+iclmeta's own record (algorithm, data fingerprint, meta-train classes, steps). A folder saved
+before these files existed still loads, and ``export_peft`` adds them to it.
 """
 from __future__ import annotations
 
@@ -26,6 +33,9 @@ FIELDS = {"method": str, "step": int, "weights": str, "lora": dict,
 OPTIONAL = {"weights_sha256": str, "lora.seed": int, "model": (str, type(None)),
             "trained_on": (dict, type(None))}
 _LORA_KEY = re.compile(r"(.+)\.lora_([AB])\.weight")
+PEFT_CONFIG = "adapter_config.json"
+PEFT_WEIGHTS = "adapter_model.safetensors"
+PEFT_PREFIX = "base_model.model."  # what PeftModelForCausalLM puts before the model's own names
 
 
 def save_adapter(folder: Path, kind: str, tensors: dict, meta: dict,
@@ -116,6 +126,35 @@ def layout_problem(tensors: dict, lora: dict) -> str | None:
     return None
 
 
+def peft_config(meta: dict) -> dict:
+    """The ``adapter_config.json`` of an adapter's ``meta``: PEFT's own ``LoraConfig`` fields,
+    so ``scaling = alpha / rank`` and the targets are what iclmeta trained with."""
+    from peft import LoraConfig
+    lora = meta["lora"]
+    config = LoraConfig(r=lora["rank"], lora_alpha=lora["alpha"],
+                        target_modules=sorted(lora["targets"]), lora_dropout=0.0, bias="none",
+                        task_type="CAUSAL_LM", inference_mode=True,
+                        base_model_name_or_path=meta.get("model")).to_dict()
+    return {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}
+
+
+def export_peft(folder: str | Path) -> Path:
+    """Write (or refresh) the PEFT files of the adapter folder ``folder`` from its
+    ``adapter.json``; each replaces its old copy atomically. Returns the folder.
+
+    >>> export_peft("adapters/fomaml")                                 # doctest: +SKIP
+    >>> PeftModel.from_pretrained(base_model, "adapters/fomaml")        # doctest: +SKIP
+    """
+    from safetensors.torch import save
+    folder = Path(folder)
+    tensors, meta = load_adapter(folder)
+    weights = {PEFT_PREFIX + k: v.contiguous() for k, v in tensors.items()
+               if not k.startswith("optimizer.")}
+    write_atomic(folder / PEFT_CONFIG, json.dumps(peft_config(meta), indent=2, sort_keys=True))
+    write_atomic(folder / PEFT_WEIGHTS, save(weights, metadata={"format": "pt"}))
+    return folder
+
+
 def adapter_weights(lora, tensors: dict, file: Path, model: str):
     """``lora.from_portable(tensors)``, or one line naming ``file`` if they do not fit the model
     (a different base model: other hidden sizes or layers)."""
@@ -139,6 +178,23 @@ def adapter_method(path: str | Path) -> str | None:
     a damaged ``adapter.json`` is refused here, before anything else is loaded."""
     file = Path(path) / "adapter.json"
     return read_index(file)["method"] if file.is_file() else None
+
+
+def flatten_optimizer(opt) -> tuple[dict, dict]:
+    """Optimizer state as flat tensors (for safetensors) plus JSON-able hyper-parameters."""
+    state = opt.state_dict()
+    tensors = {f"optimizer.{i}.{key}": value.detach().clone().contiguous().reshape(value.shape)
+               for i, slot in state["state"].items() for key, value in slot.items()}
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def load_optimizer(opt, tensors: dict, meta: dict) -> None:
+    """Inverse of ``flatten_optimizer``: restore ``opt`` from its flat tensors and ``meta``."""
+    state: dict = {}
+    for key, value in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 class TrainLog:

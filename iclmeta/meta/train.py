@@ -43,7 +43,9 @@ def meta_train(config: MetaTrainConfig, progress: bool = True,
     out = Path(config.out)
     _check_resume(config, out)
     trainer = MetaTrainer(config, echo)
-    return trainer.run(progress)
+    # train.yaml only once data, model and template passed set-up: a refused run leaves no
+    # folder behind that would then refuse the corrected command as "different settings".
+    return trainer.run(progress, ready=lambda: save_yaml(asdict(config), out / "train.yaml"))
 
 
 # Settings a resumed run may change: more steps, and the learning rates (the remedy the
@@ -61,6 +63,5 @@ def _check_resume(config: MetaTrainConfig, out: Path) -> None:
         if changed:
             raise UserError(f"{out} holds a run with different settings ({', '.join(changed)});"
                             " use the same settings to resume, or a new --out")
-    save_yaml(asdict(config), saved)
 
 

@@ -23,8 +23,9 @@ from iclmeta.models import DEFAULT_LM
 from iclmeta.config import MetaTrainConfig
 from iclmeta.meta.adaptation import adapt_and_predict
 from iclmeta.meta.algorithms import build_algorithm
-from iclmeta.meta.checkpoints import (FORMAT, TrainLog, adapter_weights, load_adapter,
-                                      save_adapter)
+from iclmeta.meta.checkpoints import (FORMAT, TrainLog, adapter_weights, export_peft,
+                                      flatten_optimizer, load_adapter,
+                                      load_optimizer, save_adapter)
 
 
 class MetaTrainer:
@@ -50,6 +51,7 @@ class MetaTrainer:
 
         c = self.cfg
         ds = load_source(c)
+        check_meta_split(ds.name, len(ds.labels()), c.ways)
         train = plan_episodes(ds, c.ways, c.shots, c.queries, "meta-train", "disjoint",
                               split_seed=c.split_seed)
         val = plan_episodes(ds, c.ways, c.shots, c.val_queries, "meta-val", "disjoint",
@@ -136,7 +138,7 @@ class MetaTrainer:
         meta = {**self._meta(step, val_acc), "best_meta_val_accuracy": best_acc}
         extra = {}
         if kind == "last":
-            extra, meta["optimizer"] = _flatten_optimizer(opt)
+            extra, meta["optimizer"] = flatten_optimizer(opt)
         save_adapter(self.out, kind, self.lora.portable(params), meta, extra)
 
     def _resume(self):
@@ -165,15 +167,18 @@ class MetaTrainer:
         return meta["step"], params, best, (optim, meta.get("optimizer")), changed
 
     # -- the loop -----------------------------------------------------------------------
-    def run(self, progress: bool = True) -> dict:
+    def run(self, progress: bool = True, ready=None) -> dict:
+        """Set up, call ``ready()`` (nothing is written before it), resume, train, save."""
         from tqdm.auto import tqdm
         self.setup()
         self.out.mkdir(parents=True, exist_ok=True)
+        if ready is not None:
+            ready()
         c = self.cfg
         start, params, best, opt_state, changed = self._resume()
         opt = self.algorithm.optimizer(list(params.values()), c.resolved_meta_lr())
         if opt_state and opt_state[1]:
-            _load_optimizer(opt, *opt_state)
+            load_optimizer(opt, *opt_state)
             for group in opt.param_groups:  # the state keeps the old rate; --meta-lr may change
                 group["lr"] = c.resolved_meta_lr()
         if opt_state is None:  # a fresh run: its step-0 line is the initialisation's accuracy
@@ -192,6 +197,7 @@ class MetaTrainer:
                 best = self._validate_and_save(step + 1, params, opt, best, row)
             else:
                 self.log.append(row)
+        export_peft(self.out)  # again: a run stopped between the two writes leaves them matched
         return load_adapter(self.out)[1]
 
     def _validate_and_save(self, step, params, opt, best, row: dict):
@@ -204,25 +210,38 @@ class MetaTrainer:
         if best is None or acc > best:
             best = acc
             self._save("best", step, params, None, acc, best)
+            export_peft(self.out)  # the same weights as a PEFT adapter folder
         self._save("last", step, params, opt, acc, best)
         self.saved = step
         return best
 
 
-def _flatten_optimizer(opt) -> tuple[dict, dict]:
-    """Optimizer state as flat tensors (for safetensors) plus JSON-able hyper-parameters."""
-    state = opt.state_dict()
-    tensors = {f"optimizer.{i}.{key}": value.detach().clone().contiguous().reshape(value.shape)
-               for i, slot in state["state"].items() for key, value in slot.items()}
-    return tensors, {"param_groups": state["param_groups"]}
+def check_meta_split(name: str, n_classes: int, ways: int) -> None:
+    """Refuse, in one line, a dataset whose class-disjoint meta-train or meta-val split would
+    hold fewer than ``ways`` classes, and say where meta-training can happen instead.
 
+    >>> check_meta_split("snips", 7, 5)
+    Traceback (most recent call last):
+    ...
+    iclmeta.errors.UserError: snips has 7 classes, too few for a class-disjoint meta-split: --ways 5 needs at least 23 (60% meta-train, 20% meta-val); meta-train on a dataset with more classes, e.g. --dataset clinc150.jsonl, then evaluate here with --adapter
+    """
+    from iclmeta.data.episodes import SPLIT_FRACTIONS, meta_splits
 
-def _load_optimizer(opt, tensors: dict, meta: dict) -> None:
-    state: dict = {}
-    for key, value in tensors.items():
-        _, index, name = key.split(".", 2)
-        state.setdefault(int(index), {})[name] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    def room(n: int) -> int:  # the most ways both meta-train and meta-val can hold
+        parts = meta_splits([str(i) for i in range(n)], 0)  # sizes do not depend on the seed
+        return min(len(parts["meta-train"]), len(parts["meta-val"]))
+    if room(n_classes) >= ways:
+        return
+    if room(n_classes) >= 2:
+        raise UserError(f"--ways {ways} is too many for {name}'s meta-val split "
+                        f"({room(n_classes)} of its {n_classes} classes); choose --ways between 2 "
+                        f"and {room(n_classes)}")
+    need = next(n for n in range(n_classes + 1, 100 * ways) if room(n) >= ways)
+    raise UserError(f"{name} has {n_classes} classes, too few for a class-disjoint meta-split: "
+                    f"--ways {ways} needs at least {need} ({SPLIT_FRACTIONS[0]:.0%} meta-train, "
+                    f"{SPLIT_FRACTIONS[1]:.0%} meta-val); "
+                    "meta-train on a dataset with more classes, e.g. --dataset clinc150.jsonl, "
+                    "then evaluate here with --adapter")
 
 
 def _max_rss_mb() -> float:
