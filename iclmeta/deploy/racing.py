@@ -18,6 +18,8 @@ from iclmeta.harness.evaluate import row_for
 from iclmeta.report.metrics import macro_f1
 from iclmeta.report.race import Look, decide, family_size, is_look
 
+RECENT = 3  # rounds whose mean time predicts the next one
+
 @dataclass
 class Entry:
     """One candidate's record in the race."""
@@ -76,7 +78,8 @@ def run_race(config, settings, ds, plan, episodes, methods, store, start, progre
     alive = list(methods)
     run = Round(config, ds, plan, methods, store, start, settings, bar)
     for ep in episodes:
-        need = sum(_mean(entries[m].seconds) for m in alive)
+        # the next round's cost: the recent rounds (the machine's load may have changed)
+        need = sum(_mean(entries[m].seconds[-RECENT:]) for m in alive)
         if rounds and time.perf_counter() - start + need > settings.budget:
             stopped = "budget"
             break
