@@ -4,16 +4,27 @@ Every arm of a comparison runs on the same prompts with the same thread count, a
 repetitions alternate (A B C, B C A, ...), so load from other jobs on a shared machine hits them
 alike; each figure is the median over repetitions, each ratio a ratio of medians.
 
-    python eval/bench.py scoring   # throughput vs the raw forward limit and the naive path, by labels (5 20 50 150)
+    python eval/bench.py scoring   # scorer vs the forward limits (prompt; prompt + label trie) and naive, by labels
     python eval/bench.py prefix    # icl: demonstrations shared by every query, prefix reuse on/off, vs shots
+    python eval/bench.py manyshot  # icl with a block of ~1k/4k/7k tokens: per-query cost and peak memory, reuse on/off
     python eval/bench.py embed     # embedding cache: first run vs second run
     python eval/bench.py all       # everything above
 
-Arms (``scoring``): ``limit`` = the model's forward over exactly the scored prompt tokens (same batches, same
-padding, logits of the last position only, no candidates); ``scorer`` = ``HFLM.score`` with prefix
-reuse off; ``reuse`` = ``HFLM.score`` as shipped; ``naive`` = one full forward per (prompt, label),
-timed on ``--naive-prompts`` prompts x up to ``--naive-labels`` labels and scaled linearly (each
-of its forwards is independent, so its cost is linear in both).
+Arms (``scoring``): ``limit_prompt`` = the model's forward over exactly the scored prompt tokens
+(same batches, same padding, logits of the last position only, no candidates); ``limit_trie`` = one
+forward over each prompt followed by its label trie's tokens (the tokens the scorer must run: a
+label's tokens 1..n-1, shared where labels start alike), same batches, keeping the logits of the
+prompt's last position and of every trie token (all of them are needed); ``scorer`` =
+``HFLM.score`` as shipped; ``naive`` = one full forward per (prompt, label), timed on
+``--naive-prompts`` prompts x up to ``--naive-labels`` labels and scaled linearly (each of its
+forwards is independent, so its cost is linear in both).
+
+Arms (``manyshot``): ``reuse`` = ``HFLM.score`` as shipped on ``--block-queries`` icl prompts that
+share one block of about ``--block-tokens`` tokens (the block runs once, every query reads its
+KV); ``whole`` = the same with prefix reuse off, timed on ``--whole-queries`` of the prompts and
+scaled per query. Peak memory is the process's peak resident set (CPU; reset before each arm
+through ``/proc/self/clear_refs``) or ``torch.cuda.max_memory_allocated`` (CUDA), above what was
+resident before the arm.
 """
 from __future__ import annotations
 
@@ -76,21 +87,33 @@ def alternate(arms: dict, reps: int) -> dict[str, float]:
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def forward_limit(lm, prompts: list[str]):
-    """The raw forward over exactly the scored prompt tokens, in the scorer's batches and order."""
+def forward_limit(lm, prompts: list[str], labels: list[str] | None = None):
+    """The raw forward over exactly the scored prompt tokens, in the scorer's batches and order;
+    with ``labels``, each prompt followed by its label trie's tokens, keeping their logits."""
     import torch
 
     from iclmeta.lm.prefix import encode_prompts, left_pad
 
     ids = sorted(encode_prompts(lm.tokenizer, prompts), key=len)
     size = lm.batch_for(len(ids[-1]))
+    trie = trie_tokens(lm, labels) if labels else []
+    ids = [seq + trie for seq in ids]
 
     def run():
         with torch.no_grad():
             for start in range(0, len(ids), size):
                 batch, mask, _ = left_pad(ids[start:start + size], lm.device)
-                lm.model(input_ids=batch, attention_mask=mask, use_cache=False, logits_to_keep=1)
+                lm.model(input_ids=batch, attention_mask=mask, use_cache=False, logits_to_keep=len(trie) + 1)
     return run
+
+
+def trie_tokens(lm, labels: list[str]) -> list[int]:
+    """The tokens of the labels' trie (each label's tokens 1..n-1, shared prefixes once)."""
+    from iclmeta.lm.candidates import _trie
+    from iclmeta.lm.prefix import encode_candidates
+
+    nodes, _ = _trie(encode_candidates(lm.tokenizer, 1, labels)[0])
+    return [token for token, _, _ in nodes]
 
 
 def naive_arm(lm, prompts: list[str], labels: list[str], args) -> tuple[object, float]:
@@ -143,23 +166,25 @@ def prompt_tokens(lm, prompts) -> int:
 
 
 def bench_scoring(lm, args) -> list[dict]:
-    """Throughput (prompt tokens/s) of the scorer, its forward limit and the naive path."""
+    """The scorer against its two forward limits (prompt only; prompt + label trie) and the naive path."""
     rows = []
     for n_labels in args.labels:
         labels = labels_for(n_labels)
         prompts = retrieval_prompts(args.prompts, labels, args.demos)
         lm.score(prompts[:1], labels[:2])  # warm-up
         naive, scale = naive_arm(lm, prompts, labels, args)
-        secs = alternate({"limit": forward_limit(lm, prompts), **score_arms(lm, prompts, labels),
-                          "naive": naive}, args.reps)
+        secs = alternate({"limit_prompt": forward_limit(lm, prompts),
+                          "limit_trie": forward_limit(lm, prompts, labels),
+                          "scorer": lambda: lm.score(prompts, labels), "naive": naive}, args.reps)
         secs["naive"] *= scale
         tokens = prompt_tokens(lm, prompts)
         rows.append({"labels": n_labels, "prompts": len(prompts), "prompt_tokens": tokens,
+                     "trie_tokens_per_prompt": len(trie_tokens(lm, labels)),
                      **{f"{k}_s": round(v, 3) for k, v in secs.items()},
-                     **{f"{k}_tok_s": round(tokens / v) for k, v in secs.items()},
-                     "scorer_vs_limit": round(secs["limit"] / secs["scorer"], 3),
-                     "reuse_vs_limit": round(secs["limit"] / secs["reuse"], 3),
-                     "speedup_vs_naive": round(secs["naive"] / secs["reuse"], 1),
+                     "scorer_over_limit_trie": round(secs["scorer"] / secs["limit_trie"], 3),
+                     "scorer_over_limit_prompt": round(secs["scorer"] / secs["limit_prompt"], 3),
+                     "limit_trie_over_limit_prompt": round(secs["limit_trie"] / secs["limit_prompt"], 3),
+                     "naive_over_scorer": round(secs["naive"] / secs["scorer"], 1),
                      "max_abs_diff_vs_naive": agreement(lm, prompts, labels, args)})
         print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -180,6 +205,82 @@ def bench_prefix(lm, args) -> list[dict]:
                      "reuse_speedup": round(secs["scorer"] / secs["reuse"], 2)})
         print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def bench_manyshot(lm, args) -> list[dict]:
+    """One icl episode whose queries share a block of ~``--block-tokens``: per-query cost and peak
+    memory with the block's KV reused vs every prompt run whole."""
+    from iclmeta.lm.kv import kv_bytes_per_token
+    from iclmeta.lm.prefix import encode_prompts, shared_prefix_length
+
+    rows, labels, cuda = [], labels_for(args.manyshot_labels), lm.device.type == "cuda"
+    per_token = kv_bytes_per_token(lm.model.config, next(lm.model.parameters()).dtype)
+    for target in args.block_tokens:
+        prompts = block_prompts(lm, labels, target, args.block_queries)
+        sample = prompts[:args.whole_queries]
+        lm.score(prompts[:1], labels[:2])  # warm-up
+        peaks: dict[str, list[float]] = {"reuse": [], "whole": []}
+        secs = alternate({"reuse": measured(peaks["reuse"], lambda: lm.score(prompts, labels), cuda),
+                          "whole": measured(peaks["whole"], lambda: _without_reuse(lm, sample, labels), cuda)},
+                         args.reps)
+        block = shared_prefix_length(encode_prompts(lm.tokenizer, prompts))
+        rows.append({"block_tokens": block, "queries": len(prompts), "labels": len(labels),
+                     "trie_tokens": len(trie_tokens(lm, labels)), "whole_sampled": len(sample),
+                     "reuse_s_per_query": round(secs["reuse"] / len(prompts), 3),
+                     "whole_s_per_query": round(secs["whole"] / len(sample), 3),
+                     "speedup": round(secs["whole"] / len(sample) / (secs["reuse"] / len(prompts)), 1),
+                     "reuse_peak_mb": round(max(peaks["reuse"]) / 2**20),
+                     "whole_peak_mb": round(max(peaks["whole"]) / 2**20),
+                     "block_kv_mb": round(block * per_token / 2**20, 1)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def block_prompts(lm, labels: list[str], tokens: int, n_queries: int) -> list[str]:
+    """``n_queries`` icl prompts sharing one block of about ``tokens`` tokens (header + demonstrations)."""
+    rng = random.Random(0)
+    demos = [HEADER]
+    while prompt_tokens(lm, ["\n\n".join(demos)]) < tokens:
+        demos += demo_block(rng, labels, max(1, (tokens - prompt_tokens(lm, ["\n\n".join(demos)])) // 20))
+    return ["\n\n".join([*demos, f"Request: {request(rng)}\nIntent:"]) for _ in range(n_queries)]
+
+
+def measured(peaks: list, run, cuda: bool):
+    """``run`` wrapped to append its peak memory (bytes above what was resident before) to ``peaks``."""
+    import torch
+
+    def arm():
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+            run()
+            peaks.append(torch.cuda.max_memory_allocated() - before)
+            return
+        _release_freed_memory()
+        before = _rss("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # resets the peak resident set (VmHWM)
+        run()
+        peaks.append(_rss("VmHWM") - before)
+    return arm
+
+
+def _release_freed_memory() -> None:
+    """Hand memory freed by an earlier arm back to the OS (glibc), so it does not hide this arm's peak."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _rss(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def bench_embed(args) -> list[dict]:
@@ -216,7 +317,7 @@ def read_texts(path: Path, n: int) -> list[str]:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("bench", choices=["scoring", "prefix", "embed", "all"])
+    parser.add_argument("bench", choices=["scoring", "prefix", "manyshot", "embed", "all"])
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto", help="auto: bfloat16 (CPU and GPUs with bf16)")
@@ -225,12 +326,17 @@ def parse_args(argv=None):
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--prompts", type=int, default=8, help="scoring: prompts per call")
     parser.add_argument("--demos", type=int, default=20, help="scoring: demonstrations per prompt")
-    parser.add_argument("--labels", type=int, nargs="+", default=[5, 20, 50, 150], help="scoring: label counts")
+    parser.add_argument("--labels", type=int, nargs="+", default=[5, 50, 150], help="scoring: label counts")
     parser.add_argument("--naive-prompts", type=int, default=2)
     parser.add_argument("--naive-labels", type=int, default=10)
     parser.add_argument("--ways", type=int, default=5, help="prefix: labels and classes")
     parser.add_argument("--queries", type=int, default=5, help="prefix: queries per class")
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 4, 8], help="prefix: shots per class")
+    parser.add_argument("--block-tokens", type=int, nargs="+", default=[1000, 4000, 7000],
+                        help="manyshot: shared block sizes in tokens")
+    parser.add_argument("--block-queries", type=int, default=20, help="manyshot: queries sharing a block")
+    parser.add_argument("--whole-queries", type=int, default=2, help="manyshot: queries timed without reuse")
+    parser.add_argument("--manyshot-labels", type=int, default=10, help="manyshot: labels")
     parser.add_argument("--embedder", default=None)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--texts", type=int, default=2000)
@@ -257,6 +363,8 @@ def main(argv=None) -> None:
             results["scoring"] = bench_scoring(lm, args)
         if args.bench in ("prefix", "all"):
             results["prefix"] = bench_prefix(lm, args)
+        if args.bench in ("manyshot", "all"):
+            results["manyshot"] = bench_manyshot(lm, args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

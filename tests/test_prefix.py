@@ -113,3 +113,45 @@ def test_candidates_sharing_tokens_match_naive(tiny_model_and_tokenizer):
                   " play song", " book flight today ?"]
     scores = HFLM(model, tokenizer, "tiny", batch_size=2).score(PROMPTS, candidates)
     assert np.abs(scores.total - naive(model, tokenizer, PROMPTS, candidates)).max() < 1e-4
+
+
+def test_150_labels_match_naive(tiny_model_and_tokenizer):
+    """A CLINC150-sized label set: 150 labels of 1-3 tokens, many sharing first tokens, in one trie."""
+    from conftest import TINY_WORDS
+
+    model, tokenizer = tiny_model_and_tokenizer
+    words = [w for w in TINY_WORDS if w.isalpha()]
+    labels = [f" {w}" for w in words[:10]] + [f" {a} {b}" for a in words[10:20] for b in words[:10]]
+    labels += [f" {a} {b} the" for a in words[20:24] for b in words[30:40]]
+    assert len(set(labels)) == 150
+    prompts = PROMPTS[:3]
+    expected = naive(model, tokenizer, prompts, labels)
+    for reuse in (True, False):
+        scores = HFLM(model, tokenizer, "tiny", batch_size=2, reuse_prefix=reuse).score(prompts, labels)
+        assert scores.total.shape == (3, 150)
+        assert np.abs(scores.total - expected).max() < 1e-4
+
+
+def test_a_trie_too_large_for_the_logit_budget_is_split_over_rows(tiny_model_and_tokenizer, monkeypatch):
+    """Thousands of continuation rows (calibrated / channel at 150 labels) must not need all their
+    logits at once: each candidate pass keeps at most the budget's nodes x vocabulary logits."""
+    from iclmeta.lm import candidates as lm_candidates
+
+    model, tokenizer = tiny_model_and_tokenizer
+    vocab = model.config.vocab_size
+    monkeypatch.setattr(lm_candidates, "LOGIT_BUDGET", 1)
+    monkeypatch.setattr(lm_candidates, "CACHE_TOKEN_BUDGET", 3 * vocab)  # 3 trie nodes of logits per pass
+    prompts = PROMPTS[:2]
+    ids = encode_prompts(tokenizer, prompts)
+    cands = encode_candidates(tokenizer, 2, SHARED + [" book flight today", " play music song now"])
+    widths = []
+    hook = model.model.embed_tokens.register_forward_hook(lambda m, args, out: widths.append(args[0].shape))
+    try:
+        with torch.no_grad():
+            values = score_ids(model, ids, cands)
+    finally:
+        hook.remove()
+    assert all(rows * tokens <= 3 for rows, tokens in widths[1:])  # after the prefill
+    assert len(widths) > 4
+    assert np.abs(values.numpy() - naive(model, tokenizer, prompts, SHARED + [" book flight today",
+                                                                             " play music song now"])).max() < 1e-4

@@ -33,7 +33,9 @@ def select_cache(cache, index: torch.Tensor):
     """A new cache whose batch rows are ``cache``'s rows at ``index`` (repeats allowed).
 
     Layers are shallow-copied so per-layer state (e.g. a sliding window's running length) carries
-    over, and the source cache itself stays untouched for the next chunk or batch.
+    over, and the source cache itself stays untouched for the next chunk or batch. A layer of
+    ``iclmeta.lm.kv.prefixed_cache`` keeps its shared prefix as it is: only the rows' own keys
+    are indexed.
     """
     selected = copy.copy(cache)
     selected.layers = []
@@ -52,27 +54,61 @@ def packed_logprobs(model, prefill, cand_ids: list[list[list[int]]]) -> torch.Te
     A prompt's candidates are merged into a token trie (candidates that start alike share those
     tokens) laid out after the prompt; a mask lets each token see the prompt and its own trie
     ancestors only, and its position is the prompt length plus its depth, so every token is
-    computed as in its own sequence, without copying the cache once per candidate.
+    computed as in its own sequence, without copying the cache once per candidate. Prompts that
+    share one candidate list (the usual case) share one trie and its mask block, built once. A
+    trie whose logits exceed the budget (thousands of continuation rows in ``score_pairs``) is
+    cut into several rows on the same prompt cache.
     """
     cache, mask, lengths = prefill
-    tries = [_trie(cands) for cands in cand_ids]
-    width, vocab = max(len(t[0]) for t in tries), model.config.get_text_config().vocab_size
+    vocab = model.config.get_text_config().vocab_size
+    budget = device_token_budget(model) or CACHE_TOKEN_BUDGET
+    logit_cap = max(LOGIT_BUDGET, budget)
+    units = _units(cand_ids, max(1, logit_cap // vocab), mask.device)
+    width = max(len(layout[0]) for _, layout in units)
     out = torch.zeros(len(cand_ids), max(len(c) for c in cand_ids), device=mask.device)
     if width == 0:
         return out
-    budget = device_token_budget(model) or CACHE_TOKEN_BUDGET
-    chunk = max(1, min(budget // (mask.shape[1] + width), max(LOGIT_BUDGET, budget) // (width * vocab)))
-    for start in range(0, len(cand_ids), chunk):
-        if not any(nodes for nodes, _ in tries[start:start + chunk]):
+    chunk = max(1, min(budget // (mask.shape[1] + width), logit_cap // (width * vocab)))
+    for start in range(0, len(units), chunk):
+        part = units[start:start + chunk]
+        if not any(len(layout[0]) for _, layout in part):
             continue  # one-token candidates only: scored in the prefill, their cells stay 0
-        rows = torch.arange(start, min(start + chunk, len(cand_ids)), device=mask.device)
-        logprobs = _run_trie(model, select_cache(cache, rows), mask[rows], lengths[rows],
-                             tries[start:start + chunk])
-        picks = [(p - start, node, token, c) for p in range(start, start + len(rows))
-                 for node, token, c in tries[p][1]]
-        p, node, token, c = (torch.tensor(x, device=mask.device) for x in zip(*picks))
-        out = out.index_put((p + start, c), logprobs[p, node, token], accumulate=True)
+        rows = torch.tensor([p for p, _ in part], device=mask.device)
+        logits, lse = _run_trie(model, select_cache(cache, rows), mask[rows], lengths[rows],
+                                [layout for _, layout in part])
+        for r, (p, (_, _, _, (node, token, c))) in enumerate(part):
+            if len(node):  # log-prob of each picked token: its logit minus the node's log-normalizer
+                picked = logits[r, node, token].float() - lse[r, node]
+                out = out.index_put((torch.full_like(c, p), c), picked, accumulate=True)
     return out
+
+
+def _units(cand_ids: list[list[list[int]]], cap: int, device) -> list[tuple[int, tuple]]:
+    """``(prompt, trie layout)`` of every candidate-pass row. A prompt whose trie has more than
+    ``cap`` nodes (its logits would not fit) gets one row per group of candidates that fits;
+    prompts that share one candidate list share its layouts."""
+    built: dict[int, list] = {}
+    units = []
+    for p, cands in enumerate(cand_ids):
+        if id(cands) not in built:
+            built[id(cands)] = [_layout(_trie([cands[i] for i in group]), group, device)
+                                for group in _groups(cands, cap)]
+        units += [(p, layout) for layout in built[id(cands)]]
+    return units
+
+
+def _groups(cands: list[list[int]], cap: int) -> list[list[int]]:
+    """Candidate indices in order, cut into groups whose tries have at most ``cap`` nodes (a
+    candidate longer than that is a group of its own)."""
+    groups, seen = [[]], set()
+    for c, seq in enumerate(cands):
+        nodes = {tuple(seq[:k + 1]) for k in range(len(seq) - 1)}
+        if groups[-1] and len(seen | nodes) > cap:
+            groups.append([])
+            seen = set()
+        groups[-1].append(c)
+        seen |= nodes
+    return groups
 
 
 def _trie(cands: list[list[int]]):
@@ -90,24 +126,38 @@ def _trie(cands: list[list[int]]):
     return nodes, picks
 
 
-def _run_trie(model, cache, prompt_mask, prompt_len, tries) -> torch.Tensor:
-    """Next-token log-probs ``[rows, width, V]`` at every trie node, each row on its prompt's cache."""
-    width, device = max(len(nodes) for nodes, _ in tries), prompt_mask.device
+def _layout(trie, group: list[int], device):
+    """A trie over the candidates ``group`` as tensors: node tokens, depths, which nodes each node
+    sees (itself and its ancestors), and the picks as ``(node, token, candidate)`` index tensors."""
+    nodes, picks = trie
+    picks = [(node, token, group[c]) for node, token, c in picks]
+    sees = torch.eye(len(nodes), dtype=torch.bool)
+    for i, (_, _, parent) in enumerate(nodes):
+        if parent >= 0:  # a parent precedes its children, so its row is complete
+            sees[i] |= sees[parent]
+    columns = list(zip(*nodes)) or [(), ()]
+    index = [torch.tensor(x, dtype=torch.long, device=device) for x in (list(zip(*picks)) or [(), (), ()])]
+    return (torch.tensor(columns[0], dtype=torch.long), torch.tensor(columns[1], dtype=torch.long),
+            sees, tuple(index))
+
+
+def _run_trie(model, cache, prompt_mask, prompt_len, tries):
+    """Logits ``[rows, width, V]`` at every trie node, each row on its prompt's cache, and their
+    log-normalizers ``[rows, width]`` (float32); padding nodes see only themselves."""
+    width, device = max(len(t[0]) for t in tries), prompt_mask.device
     inputs = torch.zeros(len(tries), width, dtype=torch.long)
     depth = torch.zeros(len(tries), width, dtype=torch.long)
-    sees = torch.eye(width, dtype=torch.bool).repeat(len(tries), 1, 1)  # padding sees itself only
-    for r, (nodes, _) in enumerate(tries):
-        for i, (token, level, parent) in enumerate(nodes):
-            inputs[r, i], depth[r, i] = token, level
-            if parent >= 0:
-                sees[r, i] |= sees[r, parent]
+    sees = torch.eye(width, dtype=torch.bool).repeat(len(tries), 1, 1)
+    for r, (tokens, levels, block, _) in enumerate(tries):
+        n = len(tokens)
+        inputs[r, :n], depth[r, :n], sees[r, :n, :n] = tokens, levels, block
     allowed = torch.cat([prompt_mask.bool()[:, None, :].expand(-1, width, -1), sees.to(device)], dim=2)
     dtype = next(model.parameters()).dtype
     bias = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
     out = model(input_ids=inputs.to(device), attention_mask=bias[:, None],
                 position_ids=prompt_len[:, None] + depth.to(device), use_cache=True,
                 **{cache_keyword(): cache})
-    return torch.log_softmax(out.logits.float(), dim=-1)
+    return out.logits, torch.logsumexp(out.logits.float(), dim=-1)
 
 
 def device_token_budget(model, share: float = 0.5) -> int | None:

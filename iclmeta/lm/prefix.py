@@ -23,9 +23,8 @@ from typing import Sequence
 import torch
 
 from iclmeta.errors import UserError
-from iclmeta.lm.candidates import (
-    cache_keyword, model_device, packed_logprobs, per_candidate_logprobs, select_cache,
-)
+from iclmeta.lm.candidates import cache_keyword, model_device, packed_logprobs, per_candidate_logprobs
+from iclmeta.lm.kv import prefill_cache, prefixed_cache
 from iclmeta.lm.protocol import Candidates
 
 # A shared prefix shorter than this many tokens, or than this share of the shortest prompt, is
@@ -95,6 +94,7 @@ def shared_prefix(model, prompt_ids: list[list[int]], min_tokens: int = MIN_SHAR
 
     Sliding-window layers keep only their last window of keys, and padding between a reused prefix
     and the rest of a prompt would shift that window, so such models score every prompt whole.
+    A long prefix (a many-shot demonstration block) runs in chunks (``iclmeta.lm.kv``).
 
     >>> prefix = shared_prefix(model, encode_prompts(tok, prompts))      # doctest: +SKIP
     >>> score_ids(model, encode_prompts(tok, prompts), cand_ids, prefix)  # doctest: +SKIP
@@ -103,9 +103,7 @@ def shared_prefix(model, prompt_ids: list[list[int]], min_tokens: int = MIN_SHAR
     shortest = min((len(seq) for seq in prompt_ids), default=0)
     if n < max(1, min_tokens, MIN_SHARED_SHARE * shortest) or _has_sliding_layers(model):
         return None
-    ids = torch.tensor([prompt_ids[0][:n]], device=model_device(model))
-    out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
-    return Prefix(getattr(out, cache_keyword()), n)
+    return Prefix(prefill_cache(model, prompt_ids[0][:n]), n)
 
 
 def _has_sliding_layers(model) -> bool:
@@ -179,14 +177,14 @@ def _prefill(model, prompt_ids: list[list[int]], prefix: Prefix | None):
 
     The part after the prefix is left-padded, so padding sits between the prefix and each prompt's
     own tokens: the mask hides it and the positions continue from the prefix, so every real token
-    sees exactly the keys and positions it would see in its whole prompt.
+    sees exactly the keys and positions it would see in its whole prompt. The returned cache holds
+    the prefix once (shared by all rows) and each row's own tokens.
     """
     skip = 0 if prefix is None else prefix.length
     ids, mask, positions = left_pad([seq[skip:] for seq in prompt_ids], model_device(model))
     extra = {}
     if prefix is not None:
-        rows = torch.zeros(len(prompt_ids), dtype=torch.long, device=ids.device)
-        extra[cache_keyword()] = select_cache(prefix.cache, rows)
+        extra[cache_keyword()] = prefixed_cache(prefix.cache)
         mask = torch.cat([mask.new_ones(len(prompt_ids), skip), mask], dim=1)
         positions = positions + skip
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,

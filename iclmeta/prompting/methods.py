@@ -37,7 +37,14 @@ class NoDemos:
 
 
 class RandomSource(NoDemos):
-    """A seeded random ``n`` of the episode's K-shot support, the same for every query."""
+    """A seeded random ``n`` of the episode's K-shot support, the same for every query.
+
+    Random demonstrations have no relevance order, so those that do not fit the window are
+    dropped from the end: every query's prompt then starts with the same block, whose KV is
+    computed once per episode (``lm.kv``), even when a long query has to drop more.
+    """
+
+    drop_last = True
 
     def demos(self, episode, shots, query, n):
         demos = episode.support_set(shots)
