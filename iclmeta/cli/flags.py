@@ -18,7 +18,7 @@ the user typed, so "was it given" needs no guessing and the dataclass keeps the 
 >>> from iclmeta.config import EvalConfig
 >>> by_name = {f.name: f for f in dataclasses.fields(EvalConfig)}
 >>> flag_name(by_name["checkpoints"]), field_help(by_name["shots"])
-('--checkpoint', 'comma-separated shot counts (default: 0,1,4)')
+('--checkpoint', "comma-separated shot counts (labelled examples per class); 'all': every support example of the classes in play, e.g. 1,4,16,all (default: 0,1,4)")
 >>> parser_kwargs(int | None, by_name["queries"])["type"]("all") is None
 True
 """

@@ -13,11 +13,11 @@ import random
 
 from iclmeta.data.example import Example
 from iclmeta.data.episodes import Episode
-from iclmeta.errors import UserError
 from iclmeta.models import DEFAULT_EMBEDDER
 from iclmeta.lm.modes import MAX_NEW_TOKENS, predict_with
 from iclmeta.lm.protocol import LM
 from iclmeta.data.prediction import Prediction, label_scores
+from iclmeta.prompting.fit import fit_context
 from iclmeta.prompting.render import QueryPrompt, Renderer
 from iclmeta.prompts import EmbedText
 
@@ -214,35 +214,6 @@ def build_prompt(renderer: Renderer, lm: LM, scoring: str, demos: list[Example],
         if scoring == "calibrated":
             plan.content_free = renderer.content_free(kept, labels)
     return plan
-
-
-def fit_context(lm: LM, demos: list[Example], render, reserve: int, query: Example,
-                drop_last: bool = False) -> list[Example]:
-    """The demos to keep: the fewest least-relevant ones dropped so that every prompt fits.
-
-    ``render(kept)`` returns the prompt texts that must fit with ``reserve`` tokens after them.
-    Dropping a demonstration never lengthens a prompt, so the least number to drop is found by
-    bisection (a handful of renders even for thousands of demonstrations). The query itself is
-    never truncated: a query that cannot fit alone is an error.
-    """
-    def kept_after(n_dropped: int) -> list[Example]:
-        return demos[:len(demos) - n_dropped] if drop_last else demos[n_dropped:]
-
-    def fits(n_dropped: int) -> bool:
-        longest = max(lm.count_tokens(text) for text in render(kept_after(n_dropped)))
-        return longest + reserve <= lm.max_length
-
-    if fits(0):
-        return list(demos)
-    if not fits(len(demos)):
-        raise UserError(f"query {query.id} does not fit the model's context window "
-                        f"({lm.max_length} tokens) even without demonstrations; "
-                        "use a model with a longer context or shorter inputs")
-    low, high = 0, len(demos)  # fits(high), not fits(low)
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (low, mid) if fits(mid) else (mid, high)
-    return kept_after(high)
 
 
 def ZeroShot(name, resources):
