@@ -29,7 +29,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CLINC = ROOT.parent / "shared" / "data" / "clinc150.jsonl"
+CLINC = Path(os.environ.get("ICLMETA_CLINC150",
+                           ROOT.parent / "shared" / "data" / "clinc150.jsonl"))
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
@@ -40,7 +41,7 @@ def examples(name: str) -> list[tuple[str, str]]:
     from iclmeta.data.sources import load_dataset
     if name == "clinc30":
         if not CLINC.exists():
-            raise SystemExit(f"skip clinc30: {CLINC.relative_to(ROOT.parent)} is missing")
+            raise SystemExit(f"skip clinc30: {CLINC} is missing (set ICLMETA_CLINC150)")
         rows = [json.loads(line) for line in CLINC.open(encoding="utf-8")]
         keep = set(meta_splits(sorted({r["label"] for r in rows}), 0)["meta-test"])
         return [(r["text"], r["label"]) for r in rows if r["label"] in keep]
