@@ -9,7 +9,7 @@ from iclmeta.config import EvalConfig
 
 RECOMMEND_EPILOG = """how it decides:
   Every round runs each surviving method on one more episode (all classes, the same support
-  and queries for every method). After rounds 3, 4, 6, 8, 12, 16, ... a method is dropped
+  and queries for every method). After rounds 5, 8, 12, 16, 24, ... a method is dropped
   when another is confidently better: paired t-intervals over episodes, Bonferroni over every
   pair and over looks (error 6/(pi^2 r^2) x alpha spent at look r), so all difference
   intervals hold together with probability >= 1 - alpha (the means: a second such family). It stops when one method is left, when the survivors

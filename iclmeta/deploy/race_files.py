@@ -122,9 +122,9 @@ def format_ranking(race) -> str:
               f"{race.rounds} rounds would take about {c['every_method_seconds']:.0f}s "
               f"(saved {c['saved_seconds']:.0f}s)"]
     if race.rounds < 3:
-        lines.append(f"warning: {race.rounds} round(s) fit in the budget; the race looks first "
-                     "after 3, so nothing could be dropped and there are no intervals: raise "
-                     "--budget")
+        lines.append(f"warning: {race.rounds} round(s) fit in the budget; intervals need 3 "
+                     "(the first scheduled look is after 5), so nothing could be dropped: "
+                     "raise --budget")
     for name, why_skipped in race.skipped.items():
         lines.append(f"skipped {name}: {why_skipped}")
     return "\n".join(lines)

@@ -13,8 +13,9 @@ probability at least ``1 - alpha``, whenever the race stops and whichever method
 only when another is confidently better keeps the best one with that probability. Each
 interval assumes the per-episode differences are roughly normal, like every interval in the
 reports. Looks happen after rounds ``LOOKS`` (about 1.5x apart), so few looks spend the
-``alpha``; the first is after three episodes (with two, a t-interval has one degree of freedom
-and could not drop anything at these levels). Each method's own mean is shown with an interval
+``alpha``; the first is after five episodes: earlier, a t-interval at these levels has so few
+degrees of freedom (t is about 26 at three episodes, 7 at five) that a look would only spend
+the error it needs later. Each method's own mean is shown with an interval
 from a second family built the same way over methods instead of pairs (``mean_level``), so
 those intervals, too, hold together with probability ``1 - alpha``.
 
@@ -38,14 +39,14 @@ from iclmeta.report.intervals import t_quantile as _t_quantile
 
 t_quantile = lru_cache(maxsize=4096)(_t_quantile)  # a race asks for few distinct levels
 
-LOOKS = (3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+LOOKS = (5, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
 def is_look(round_: int) -> bool:
     """Whether the race looks at the scores after this many rounds (``LOOKS``, then every 64).
 
     >>> [r for r in range(1, 20) if is_look(r)]
-    [3, 4, 6, 8, 12, 16]
+    [5, 8, 12, 16]
     """
     return round_ in LOOKS or (round_ > LOOKS[-1] and round_ % 64 == 0)
 
