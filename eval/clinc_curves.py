@@ -34,14 +34,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "clinc150.jsonl"
 COMMON = ["--dataset", str(DATA), "--ways", "all", "--class-split", "all", "--queries", "2",
-          "--episodes", "1", "--seed", "0", "--dtype", "bfloat16", "--no-progress"]
+          "--episodes", "1", "--seed", "0", "--no-progress"]
+LM = ["--dtype", "bfloat16"]  # the LM methods only (a flag no method uses is an error)
 POINTS = {
     "metric": [("metric", ["--method", "knn,protonet", "--shots", "1,2,4,8,16,all"])],
-    "icl": [("icl", ["--method", "icl", "--shots", "1,2,4,8"])],
-    "retrieval": [("retrieval-k20", ["--method", "retrieval", "--shots", "1,2,4,8", "--k", "20"])],
-    "demos": [(f"{m}-8shot-k{k}", ["--method", m, "--shots", "8", "--k", str(k)])
+    "icl": [("icl", ["--method", "icl", "--shots", "1,2,4,8", *LM])],
+    "icl1": [("icl-1shot", ["--method", "icl", "--shots", "1", *LM])],
+    "retrieval1": [("retrieval-k20-1shot", ["--method", "retrieval", "--shots", "1", "--k", "20",
+                                            *LM])],
+    "retrieval": [("retrieval-k20", ["--method", "retrieval", "--shots", "1,2,4,8", "--k", "20",
+                                     *LM])],
+    "demos": [(f"{m}-8shot-k{k}", ["--method", m, "--shots", "8", "--k", str(k), *LM])
               for m in ("icl", "retrieval") for k in (5, 20, 80)],
-    "finetune": [("finetune", ["--method", "finetune", "--shots", "1,4", "--adapt-steps", "1"])],
+    "finetune": [("finetune", ["--method", "finetune", "--shots", "1,4", "--adapt-steps", "1",
+                               *LM])],
 }
 
 
@@ -96,7 +102,7 @@ def plot(rows: list[dict], path: Path) -> None:
     for r in rows:
         x = all_x if r["shots"] == "all" else r["shots"]
         if not r["point"].startswith(("icl-8shot", "retrieval-8shot")):
-            label = r["method"] + (" (k=20)" if r["point"] == "retrieval-k20" else "")
+            label = r["method"] + (" (k=20)" if r["point"].startswith("retrieval-k20") else "")
             series.setdefault(("shots", label), []).append((x, r))
         if r["method"] in ("icl", "retrieval") and (r["shots"] == 8):
             series.setdefault(("demos", r["method"]), []).append((r["k"], r))
@@ -119,7 +125,8 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylabel("accuracy (%)")
         ax.axhline(100 / 150, color="0.5", ls=":", lw=1)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.suptitle("CLINC150, all 150 intents, the same 300 test queries at every point "
                  "(one episode per point: 95% Wilson intervals over queries)", fontsize=10)
     fig.savefig(path, dpi=130)
