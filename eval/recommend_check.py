@@ -114,6 +114,42 @@ def check(name: str, args) -> dict:
                                                   for r in summary["ranking"]]}
 
 
+def extrapolate(race_dir: Path, max_rounds: int = 64, alpha: float = 0.05) -> dict:
+    """If every method's per-episode difference to the leader kept the mean and spread the race
+    saw, at which scheduled look would each be dropped, and what would racing to that point
+    cost against running every method as many rounds? (An extrapolation, not a measurement.)"""
+    sys.path.insert(0, str(ROOT))
+    from iclmeta.report.race import family_size, is_look, look_alpha, paired_interval
+    rows = [json.loads(line) for line in (race_dir / "results.jsonl").read_text().splitlines()]
+    scores, secs, queries = {}, {}, {}
+    for r in rows:
+        scores.setdefault(r["method"], {})[r["episode"]] = r["accuracy"]
+        secs.setdefault(r["method"], []).append(r["seconds"] + r.get("embed_seconds", 0.0))
+        queries[r["method"]] = r["n_queries"]
+    common = sorted(set.intersection(*(set(v) for v in scores.values())))
+    series = {m: [v[e] for e in common] for m, v in scores.items()}
+    leader = max(series, key=lambda m: sum(series[m]))
+    pairs, looks = family_size(len(series)), [n for n in range(1, max_rounds + 1) if is_look(n)]
+    need = {}
+    for m, values in series.items():
+        if m == leader:
+            continue
+        diffs = [a - b for a, b in zip(values, series[leader])]
+        mean = sum(diffs) / len(diffs)
+        sd = max((sum((d - mean) ** 2 for d in diffs) / max(len(diffs) - 1, 1)) ** 0.5,
+                 0.5 / queries[m])
+        need[m] = next((n for r, n in enumerate(looks, 1)
+                        if paired_interval([mean + sd, mean - sd] * (n // 2) + [mean] * (n % 2),
+                                           [0.0] * n, look_alpha(alpha, r, pairs))[2] < 0), None)
+    horizon = max((n for n in need.values() if n), default=0)
+    horizon = max_rounds if any(n is None for n in need.values()) else horizon
+    per_round = {m: sum(v) / len(v) for m, v in secs.items()}
+    raced = sum(per_round[m] * min(need.get(m) or horizon, horizon) for m in per_round)
+    full = sum(per_round.values()) * horizon
+    return {"leader": leader, "drop_round": need, "rounds": horizon,
+            "raced_seconds": round(raced), "every_method_seconds": round(full)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="snips,trec,clinc30")
@@ -121,7 +157,7 @@ def main() -> None:
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--holdout-max", type=int, default=30)
     parser.add_argument("--out", default="runs/rec")
-    parser.add_argument("--stage", choices=("race", "check", "all"), default="all",
+    parser.add_argument("--stage", choices=("race", "check", "all", "extrapolate"), default="all",
                         help="race only, check (export + predict) only, or both")
     parser.add_argument("extra", nargs="*", help="more recommend flags, after --")
     args = parser.parse_args()
@@ -130,6 +166,10 @@ def main() -> None:
         for name in names:
             race(name, args)
     if args.stage == "race":
+        return
+    if args.stage == "extrapolate":
+        for name in names:
+            print(name, extrapolate(Path(args.out) / name / "race"))
         return
     for name in names:
         r = check(name, args)
