@@ -187,3 +187,24 @@ def test_recommend_refuses_a_used_folder_and_bad_flags(user_csv, tiny_embedder_d
     assert main(_args(user_csv, tiny_embedder_dir, tmp_path, "--max-rounds", "1")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("error: ") for line in err)
+
+
+def test_given_adapters_and_checkpoints_join_the_default_candidates(tmp_path):
+    """The method each --adapter / --checkpoint folder was trained for is raced too."""
+    from iclmeta.config import EvalConfig
+    from iclmeta.deploy.recommend import CANDIDATES, race_config
+
+    ckpt, adapter = tmp_path / "rel", tmp_path / "rep"
+    ckpt.mkdir()
+    adapter.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({"family": "metric", "method": "relation"}))
+    # only its metadata is read here (which method it serves), never its weights
+    (adapter / "adapter.json").write_text(json.dumps({
+        "format": "iclmeta-lora/1", "method": "reptile", "step": 3, "weights": "best.safetensors",
+        "lora": {"rank": 4, "alpha": 8.0, "targets": ["q_proj"]},
+        "train": {"inner_steps": 1, "inner_lr": 0.1}}))
+    config = race_config(EvalConfig(checkpoints=[str(ckpt)], adapters=[str(adapter)]), set())
+    assert config.methods == list(CANDIDATES) + ["reptile", "relation"]
+    assert config.class_split == "all"
+    chosen = race_config(EvalConfig(methods=["knn", "protonet"]), {"methods"})
+    assert chosen.methods == ["knn", "protonet"]
