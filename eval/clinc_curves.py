@@ -42,6 +42,9 @@ POINTS = {
     "icl1": [("icl-1shot", ["--method", "icl", "--shots", "1", *LM])],
     "retrieval1": [("retrieval-k20-1shot", ["--method", "retrieval", "--shots", "1", "--k", "20",
                                             *LM])],
+    "icl2": [("icl-2shot", ["--method", "icl", "--shots", "2", *LM])],
+    "retrieval4": [("retrieval-k20-4shot", ["--method", "retrieval", "--shots", "4", "--k", "20",
+                                            *LM])],
     "retrieval": [("retrieval-k20", ["--method", "retrieval", "--shots", "1,2,4,8", "--k", "20",
                                      *LM])],
     "demos": [(f"{m}-8shot-k{k}", ["--method", m, "--shots", "8", "--k", str(k), *LM])
@@ -121,7 +124,12 @@ def plot(rows: list[dict], path: Path) -> None:
     by_shots.set_xlabel("labelled examples per class (all = 100)")
     by_demos.set_xscale("log", base=2)
     by_demos.set_xlabel("demonstrations in the prompt (8 shots per class available)")
-    for ax in (by_shots, by_demos):
+    axes = [by_shots]
+    if any(panel == "demos" for panel, _ in series):
+        axes.append(by_demos)
+    else:  # no demonstration-count points measured yet
+        fig.delaxes(by_demos)
+    for ax in axes:
         ax.set_ylabel("accuracy (%)")
         ax.axhline(100 / 150, color="0.5", ls=":", lw=1)
         ax.grid(alpha=0.3)
