@@ -16,14 +16,11 @@ import math
 from pathlib import Path
 
 from iclmeta.io import write_atomic
-from iclmeta.report.race import mean_interval, mean_level, paired_interval, prediction_interval
+from iclmeta.report.race import (mean, mean_interval, mean_level, paired_interval,
+                                 prediction_interval, spread_floor)
 
 STATUS_TEXT = {"winner": "winner", "tied": "tied with the winner", "unbeaten": "not separated",
                "dropped": "dropped"}
-
-
-def _mean(values) -> float:
-    return sum(values) / len(values) if values else math.nan
 
 
 def _clip(bounds, low=0.0, high=1.0):
@@ -45,7 +42,7 @@ def ranking(race) -> list[dict]:
         look = looks_at.get(e.dropped_at, final) if e.dropped_at else final
         level = look.alpha if look else math.nan
         own = mean_level(s.alpha, look.look, m) if look else math.nan
-        floor = 0.5 * n / max(sum(e.queries), 1)  # half a query's worth, as the race judged
+        floor = spread_floor(sum(e.queries), n)  # as the race judged it
         if name == best or n < 2 or math.isnan(level):
             diff, lo, hi = (0.0, 0.0, 0.0) if name == best else (math.nan,) * 3
         else:
@@ -56,9 +53,9 @@ def ranking(race) -> list[dict]:
         one_low, one_high = _clip(prediction_interval(e.scores, own) if n >= 2
                                   and own == own else (math.nan, math.nan))
         rows.append({"method": name, "status": e.status, "rounds": n,
-                     "score": _mean(e.scores), "score_low": low, "score_high": high,
+                     "score": mean(e.scores), "score_low": low, "score_high": high,
                      "one_episode_low": one_low, "one_episode_high": one_high,
-                     "accuracy": _mean(e.accuracy),
+                     "accuracy": mean(e.accuracy),
                      "diff": diff, "diff_low": lo, "diff_high": hi,
                      "confidence": 1 - level if not math.isnan(level) else math.nan,
                      "mean_confidence": 1 - own if not math.isnan(own) else math.nan,
@@ -74,7 +71,7 @@ def ranking(race) -> list[dict]:
 def cost(race) -> dict:
     """Seconds the race spent against running every method on every completed round."""
     spent = sum(sum(e.seconds) for e in race.entries.values())
-    full = sum(_mean(e.seconds) * race.rounds for e in race.entries.values() if e.seconds)
+    full = sum(mean(e.seconds) * race.rounds for e in race.entries.values() if e.seconds)
     return {"raced_seconds": round(spent, 1), "every_method_seconds": round(full, 1),
             "saved_seconds": round(full - spent, 1), "rounds": race.rounds}
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from iclmeta.errors import UserError
 from iclmeta.harness.evaluate import row_for
 from iclmeta.report.metrics import macro_f1
-from iclmeta.report.race import Look, decide, family_size, is_look
+from iclmeta.report.race import Look, decide, family_size, is_look, mean, spread_floor
 
 RECENT = 3  # rounds whose mean time predicts the next one
 
@@ -53,11 +53,7 @@ class Race:
     @property
     def winner(self) -> str:
         return self.looks[-1].leader if self.looks else max(
-            self.entries, key=lambda m: _mean(self.entries[m].scores))
-
-
-def _mean(values) -> float:
-    return sum(values) / len(values) if values else float("nan")
+            self.entries, key=lambda m: mean(self.entries[m].scores))
 
 
 def _score(row: dict, metric: str) -> float:
@@ -79,7 +75,7 @@ def run_race(config, settings, ds, plan, episodes, methods, store, start, progre
     run = Round(config, ds, plan, methods, store, start, settings, bar)
     for ep in episodes:
         # the next round's cost: the recent rounds (the machine's load may have changed)
-        need = sum(_mean(entries[m].seconds[-RECENT:]) for m in alive)
+        need = sum(mean(entries[m].seconds[-RECENT:]) for m in alive)
         if rounds and time.perf_counter() - start + need > settings.budget:
             stopped = "budget"
             break
@@ -159,9 +155,9 @@ def _record(entries, done: dict, metric: str) -> None:
 
 
 def _look(entries, alive, looks, settings, pairs, rounds):
-    queries = sum(entries[alive[0]].queries[:rounds]) / rounds
+    floor = spread_floor(sum(entries[alive[0]].queries[:rounds]), rounds)
     look = decide({m: entries[m].scores[:rounds] for m in alive}, settings.alpha,
-                  len(looks) + 1, pairs, settings.tie_margin, sd_floor=0.5 / queries)
+                  len(looks) + 1, pairs, settings.tie_margin, sd_floor=floor)
     looks.append(look)
     for m in look.dropped:
         entries[m].status, entries[m].dropped_at = "dropped", rounds
@@ -180,7 +176,7 @@ def _settle(entries, alive, looks, stopped) -> None:
 
 def _too_short(settings, done, alive, start) -> None:
     spent = time.perf_counter() - start
-    per = _mean([r["seconds"] for r in done.values()]) if done else spent
+    per = mean([r["seconds"] for r in done.values()]) if done else spent
     estimate = spent + per * (len(alive) - len(done))
     raise UserError(f"--budget {settings.budget:.0f}s is too short for one round: "
                     f"{len(done)} of {len(alive)} methods finished the first episode in "

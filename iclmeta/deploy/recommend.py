@@ -23,11 +23,12 @@ import time
 from dataclasses import dataclass, replace
 
 from iclmeta.config import EvalConfig
-from iclmeta.data.leakage import overlap
+from iclmeta.data.episodes import plan_episodes, sample_episodes
+from iclmeta.data.sources import load_source
 from iclmeta.errors import UserError
-from iclmeta.harness.evaluate import prepare
+from iclmeta.harness.evaluate import guard_overlap
 from iclmeta.harness.provenance import provenance
-from iclmeta.harness.registry import build_method
+from iclmeta.harness.registry import build_method, check_methods
 from iclmeta.harness.run_folder import Claim, check_folder, target
 from iclmeta.harness.store import ResultStore
 from iclmeta.io import save_yaml
@@ -95,12 +96,23 @@ def race_queries(ds, config: EvalConfig, given: set[str]) -> EvalConfig:
     least 2 per class), fewer where the smallest class needs room for one shot."""
     if "queries" in given:
         return config
-    plan = prepare(replace(config, shots=[0], queries=1))[1]
-    sup = ds.by_label(plan.support_from) if plan.support_from else ds.by_label()
+    plan = _plan(ds, replace(config, shots=[0], queries=1))
     q = max(2, math.ceil(QUERIES_PER_EPISODE / len(plan.classes)))
     if not plan.support_from:
-        q = max(1, min(q, min(len(sup.get(c, [])) for c in plan.classes) - 1))
+        q = max(1, min(q, min(_support_counts(ds, plan).values()) - 1))
     return replace(config, queries=q)
+
+
+def _plan(ds, config: EvalConfig):
+    """The episode rule ``config`` gives on the already loaded ``ds``."""
+    return plan_episodes(ds, config.ways, config.shots, config.queries, config.split,
+                         config.class_split, config.split_seed)
+
+
+def _support_counts(ds, plan) -> dict[str, int]:
+    """Examples each class of ``plan`` has where its support is drawn from."""
+    sup = ds.by_label(plan.support_from) if plan.support_from else ds.by_label()
+    return {c: len(sup.get(c, [])) for c in plan.classes}
 
 
 def _trained_methods(config: EvalConfig) -> list[str]:
@@ -119,10 +131,10 @@ def choose_shots(ds, config: EvalConfig, given: set[str]) -> int:
             raise UserError(f"recommend races at one shot count; give --shots K with K >= 1, "
                             f"not {','.join(map(str, config.shots))}")
         return config.shots[0]
-    plan = prepare(replace(config, shots=[0]))[1]
+    plan = _plan(ds, replace(config, shots=[0]))
     queries = plan.queries or 1
-    sup = ds.by_label(plan.support_from) if plan.support_from else ds.by_label()
-    room = {c: len(sup.get(c, [])) - (0 if plan.support_from else queries) for c in plan.classes}
+    room = {c: n - (0 if plan.support_from else queries)
+            for c, n in _support_counts(ds, plan).items()}
     worst = min(room, key=room.get)
     fits = [k for k in SHOT_CHOICES if k <= room[worst]]
     if not fits:
@@ -143,11 +155,13 @@ def recommend(config: EvalConfig, settings: RaceSettings, given: set[str] = froz
     config.validate()
     out, fresh = target(config.out, False)
     check_folder(out, False)
-    ds = prepare(replace(config, shots=[0], queries=1))[0]
+    check_methods(config.methods)
+    ds = load_source(config)  # once: every probe below plans on it
     config = race_queries(ds, config, set(given))
     config = replace(config, shots=[choose_shots(ds, config, set(given))],
                      episodes=settings.max_rounds)
-    ds, plan, episodes = prepare(config)
+    plan = _plan(ds, config)
+    episodes = sample_episodes(ds, plan, config.episodes, config.seed)
     echo(plan.describe() + f"; racing at {config.shots[0]} shots")
     methods, skipped, resources = _load(config, ds, plan, set(given), echo)
     claim = Claim.take(out, False, fresh)
@@ -184,11 +198,7 @@ def _load(config, ds, plan, given: set[str], echo):
             skipped[name] = str(err)
             echo(f"skipping {name}: {err}")
             continue
-        found = overlap(method.trained_on, ds, plan.classes)
-        if found and not config.allow_overlap:
-            raise UserError(f"--method {name}: {found}; pass a checkpoint trained elsewhere or "
-                            "--allow-overlap to race it anyway (recorded in every row)")
-        method.options["overlap"] = found
+        guard_overlap(name, method, ds, plan, config.allow_overlap)
         methods[name] = method
     if len(methods) < 2:
         raise UserError(f"recommend needs at least two methods to race, {len(methods)} could "

@@ -214,14 +214,21 @@ def load_methods(config: EvalConfig, ds: LabelledDataset, plan: EpisodePlan,
     methods = {name: build_method(name, resources) for name in config.methods}
     for name, method in methods.items():
         method.fit()  # loads what the method needs, before the clock
-        found = overlap(method.trained_on, ds, plan.classes)
-        if found and not config.allow_overlap:
-            seed = method.trained_on.get("split_seed")
-            raise UserError(f"--method {name}: {found}; evaluate with the split it was trained "
-                            f"with (--split-seed {seed}, --class-split disjoint) or pass "
-                            "--allow-overlap to evaluate anyway (recorded in every row)")
-        method.options["overlap"] = found
+        guard_overlap(name, method, ds, plan, config.allow_overlap)
     return methods
+
+
+def guard_overlap(name: str, method, ds: LabelledDataset, plan: EpisodePlan,
+                  allow: bool) -> None:
+    """Refuse a loaded method whose checkpoint saw evaluated classes or texts, unless
+    ``allow``; either way its rows record the overlap (``options["overlap"]``)."""
+    found = overlap(method.trained_on, ds, plan.classes)
+    if found and not allow:
+        seed = method.trained_on.get("split_seed")
+        raise UserError(f"--method {name}: {found}; evaluate with the split it was trained "
+                        f"with (--split-seed {seed}, --class-split disjoint) or pass "
+                        "--allow-overlap to evaluate anyway (recorded in every row)")
+    method.options["overlap"] = found
 
 
 def _run_items(config, ds, plan, methods, todo, store: ResultStore, progress: bool) -> list[dict]:

@@ -142,7 +142,13 @@ class Look:
 
 
 def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+    """The mean, or NaN for no values (a method that ran no round)."""
+    return sum(values) / len(values) if values else math.nan
+
+
+def spread_floor(queries: int, rounds: int) -> float:
+    """Half a query's worth of score (``sd_floor``) for ``queries`` over ``rounds`` episodes."""
+    return 0.5 * rounds / max(queries, 1)
 
 
 def decide(scores: dict[str, list[float]], alpha: float, look: int, pairs: int,
