@@ -36,22 +36,28 @@ DATA = ROOT.parent / "shared" / "data" / "clinc150.jsonl"
 COMMON = ["--dataset", str(DATA), "--ways", "all", "--class-split", "all", "--queries", "2",
           "--episodes", "1", "--seed", "0", "--no-progress"]
 LM = ["--dtype", "bfloat16"]  # the LM methods only (a flag no method uses is an error)
+def _lm_point(method: str, shots: int, k: int | None = None) -> tuple[str, list[str]]:
+    """One LM point in its own folder (so a point is measured once and reused by both panels)."""
+    name = f"{method}-{shots}shot" if k is None else f"{method}-k{k}-{shots}shot"
+    flags = ["--method", method, "--shots", str(shots), *LM]
+    return name, flags + ([] if k is None else ["--k", str(k)])
+
+
 POINTS = {
     "metric": [("metric", ["--method", "knn,protonet", "--shots", "1,2,4,8,16,all"])],
-    "icl": [("icl", ["--method", "icl", "--shots", "1,2,4,8", *LM])],
-    "icl1": [("icl-1shot", ["--method", "icl", "--shots", "1", *LM])],
-    "retrieval1": [("retrieval-k20-1shot", ["--method", "retrieval", "--shots", "1", "--k", "20",
-                                            *LM])],
-    "icl2": [("icl-2shot", ["--method", "icl", "--shots", "2", *LM])],
-    "retrieval4": [("retrieval-k20-4shot", ["--method", "retrieval", "--shots", "4", "--k", "20",
-                                            *LM])],
-    "retrieval": [("retrieval-k20", ["--method", "retrieval", "--shots", "1,2,4,8", "--k", "20",
-                                     *LM])],
-    "demos": [(f"{m}-8shot-k{k}", ["--method", m, "--shots", "8", "--k", str(k), *LM])
-              for m in ("icl", "retrieval") for k in (5, 20, 80)],
+    "icl": [_lm_point("icl", s) for s in (1, 2, 4, 8)],
+    "retrieval": [_lm_point("retrieval", s, 20) for s in (1, 2, 4, 8)],
+    # at 8 shots: icl k=20 and the window (the icl point) and retrieval k=20 (the retrieval
+    # point) are measured above; these add the other demonstration counts
+    "demos": [(f"demos-{m}-k{k}", ["--method", m, "--shots", "8", "--k", str(k), *LM])
+              for m in ("icl", "retrieval") for k in (5, 20, 80)
+              if (m, k) != ("retrieval", 20)],
     "finetune": [("finetune", ["--method", "finetune", "--shots", "1,4", "--adapt-steps", "1",
                                *LM])],
 }
+for _shots in (1, 2, 4, 8):  # single points, e.g. --points icl4,retrieval2
+    POINTS[f"icl{_shots}"] = [_lm_point("icl", _shots)]
+    POINTS[f"retrieval{_shots}"] = [_lm_point("retrieval", _shots, 20)]
 
 
 def run_point(name: str, flags: list[str], out: Path) -> None:
@@ -104,7 +110,7 @@ def plot(rows: list[dict], path: Path) -> None:
     series: dict[tuple, list] = {}
     for r in rows:
         x = all_x if r["shots"] == "all" else r["shots"]
-        if not r["point"].startswith(("icl-8shot", "retrieval-8shot")):
+        if not r["point"].startswith("demos-"):
             label = r["method"] + (" (k=20)" if r["point"].startswith("retrieval-k20") else "")
             series.setdefault(("shots", label), []).append((x, r))
         if r["method"] in ("icl", "retrieval") and (r["shots"] == 8):
