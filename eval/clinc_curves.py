@@ -19,7 +19,8 @@ queries, and the figure says so. Points:
     python eval/clinc_curves.py --points metric,icl,retrieval,demos --out runs/clinc150
     python eval/clinc_curves.py --plot-only --out runs/clinc150
 
-Points already in ``--out`` are reused. Needs ``../shared/data/clinc150.jsonl``.
+Points already in ``--out`` are reused. Needs ``../shared/data/clinc150.jsonl`` (or the file
+named by ``ICLMETA_CLINC150``).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "clinc150.jsonl"
+DATA = Path(os.environ.get("ICLMETA_CLINC150", ROOT.parent / "shared" / "data" / "clinc150.jsonl"))
 COMMON = ["--dataset", str(DATA), "--ways", "all", "--class-split", "all", "--queries", "2",
           "--episodes", "1", "--seed", "0", "--no-progress"]
 LM = ["--dtype", "bfloat16"]  # the LM methods only (a flag no method uses is an error)
