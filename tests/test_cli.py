@@ -17,7 +17,8 @@ from iclmeta.io import load_yaml
 
 EVAL_FLAGS = """
 --adapt-lr --adapt-steps --adapter --allow-overlap --balance --batch-size --cache-dir --chat-format --checkpoint
---class-split --config --data-files --dataset --demos --device --distance --dtype --embed-template
+--class-split --config --data-files --dataset --demos --device --distance --drop-short-classes --dtype
+--embed-template
 --embedder --encoding --episodes --task
 --help --hf-config --index --k --label-field --log-prompts --log-scores --lora-alpha --lora-rank --lora-targets
 --method --mmr --model --no-progress --order --out --queries --resume --scoring --seed --shots

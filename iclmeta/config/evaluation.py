@@ -52,6 +52,10 @@ class EvalConfig(DataSource):
     queries: int | None = opt(2, "query examples per class, or 'all'; the defaults keep a first "
                               "run to a few minutes on 2 CPU cores, raise them for tighter CIs",
                               group="episodes", none="all")
+    drop_short_classes: bool = opt(
+        False, "leave out the classes too small for the largest shot count plus the queries "
+        "(each is named, with what it has, when the run starts and in config.yaml) instead of "
+        "refusing the run", group="episodes")
     episodes: int = opt(5, "episodes", group="episodes")
     seed: int = opt(0, "episode seed", group="episodes")
     split: Split = opt("meta-test", "which classes a class-disjoint split evaluates on",

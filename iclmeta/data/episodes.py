@@ -21,6 +21,8 @@ import random
 from dataclasses import dataclass, asdict
 from typing import Literal
 
+from iclmeta.data.budget import (DROP_HINT, Budget,
+                                 class_groups, short_classes, shortfall, source_splits)
 from iclmeta.data.example import Example, LabelledDataset
 from iclmeta.errors import UserError
 
@@ -31,8 +33,6 @@ META_SPLITS = ("meta-train", "meta-val", "meta-test")
 # over all classes (support from the dataset's train split, queries from its test split).
 MIN_CLASSES_FOR_DISJOINT = 20
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
-TRAIN_SPLITS = ("train",)
-QUERY_SPLITS = ("test", "validation", "val", "dev")
 ALL_QUERIES_NEED_SPLITS = ("--queries all needs a dataset with its own train and test splits "
                            "(here support and queries come from the same examples, so 'the "
                            "rest' would change with --shots); give a number, e.g. --queries 5")
@@ -120,6 +120,7 @@ class EpisodePlan:
     classes: tuple[str, ...]
     split_seed: int = 0
     all_shots: bool = False  # --shots all: each class keeps every support example it has
+    left_out: tuple[tuple[str, str], ...] = ()  # --drop-short-classes: (class, what it has)
 
     def describe(self) -> str:
         source = (f"support from the '{self.support_from}' split, queries from "
@@ -130,11 +131,20 @@ class EpisodePlan:
         q = "all" if self.queries is None else self.queries
         return (f"episodes: {self.ways}-way over {scope}; {q} queries per class drawn first; "
                 f"K-shot support = first K of one permutation per class (nested, up to "
-                f"{'every example' if self.all_shots else self.max_shots}); {source}")
+                f"{'every example' if self.all_shots else self.max_shots}); {source}"
+                + self.left_out_text())
+
+    def left_out_text(self) -> str:
+        """``""``, or which classes were too small for the budget and what each one has."""
+        if not self.left_out:
+            return ""
+        return (f"; {len(self.left_out)} classes left out, too small for this budget: "
+                + ", ".join(f"{c} ({has})" for c, has in self.left_out))
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["classes"] = list(self.classes)
+        d["left_out"] = dict(self.left_out)
         return d
 
 
@@ -152,11 +162,12 @@ def meta_splits(labels: list[str], seed: int) -> dict[str, list[str]]:
 def plan_episodes(ds: LabelledDataset, ways: int | str | None, shots: list[int],
                   queries: int | None,
                   split: str = "meta-test", class_split: ClassSplit = "auto",
-                  split_seed: int = 0) -> EpisodePlan:
+                  split_seed: int = 0, drop_short: bool | None = None) -> EpisodePlan:
     """Decide the sampling rule explicitly (see ``EpisodePlan.describe``).
 
     Every class of the split must supply ``max(shots)`` support examples and ``queries``
-    queries; otherwise this raises rather than sampling fewer.
+    queries; otherwise this raises rather than sampling fewer, or, with ``drop_short``, leaves
+    those classes out and names them in ``left_out`` (``None``: the caller offers no such flag).
     """
     labels = ds.labels()
     if class_split == "auto":
@@ -167,64 +178,37 @@ def plan_episodes(ds: LabelledDataset, ways: int | str | None, shots: list[int],
         classes = meta_splits(labels, split_seed)[split]
     else:
         classes = labels
-    if ways == "all":
-        ways = len(classes)
-    ways = ways if ways is not None else (len(classes) if class_split == "all" else 5)
-    if ways < 2 or ways > len(classes):
-        raise UserError(f"--ways {ways} is impossible: {ds.name} has {len(classes)} classes in "
-                        f"this split; choose --ways between 2 and {len(classes)}")
     numeric = [k for k in shots if k != ALL]
     if any(not isinstance(k, int) or k < 0 for k in numeric):
         raise UserError("--shots must be non-negative integers or 'all', e.g. --shots 0,1,4,all")
-    support_from, query_from = _source_splits(ds, class_split)
+    support_from, query_from = source_splits(ds, class_split)
     if queries is None and not support_from:
         raise UserError(ALL_QUERIES_NEED_SPLITS)
-    plan = EpisodePlan(class_split, split if class_split == "disjoint" else "all", ways,
-                       max(numeric, default=0), queries, support_from, query_from,
-                       tuple(classes), split_seed, ALL in shots)
-    _check_counts(ds, plan)
-    return plan
+    budget = Budget(max(numeric, default=0), queries, support_from, query_from, ALL in shots)
+    short = short_classes(ds, budget, classes)
+    if drop_short:
+        classes = [c for c in classes if c not in short]
+    ways = _resolve_ways(ds, ways, classes, class_split, short if drop_short else {})
+    if short and not drop_short:
+        raise UserError(next(iter(short.values()))[0] + (DROP_HINT if drop_short is False else ""))
+    return EpisodePlan(class_split, split if class_split == "disjoint" else "all", ways,
+                       budget.max_shots, queries, support_from, query_from, tuple(classes),
+                       split_seed, budget.all_shots,
+                       tuple((c, has) for c, (_, has) in short.items()) if drop_short else ())
 
 
-def _source_splits(ds: LabelledDataset, class_split: str) -> tuple[str | None, str | None]:
-    """With all classes in play, honour the dataset's own train/test split when it has one."""
-    if class_split == "disjoint":
-        return None, None
-    splits = ds.splits()
-    train = next((s for s in TRAIN_SPLITS if s in splits), None)
-    test = next((s for s in QUERY_SPLITS if s in splits), None)
-    return (train, test) if train and test else (None, None)
-
-
-def _class_groups(ds: LabelledDataset, plan: EpisodePlan) -> tuple[dict, dict]:
-    if plan.support_from:
-        return ds.by_label(plan.support_from), ds.by_label(plan.query_from)
-    groups = ds.by_label()
-    return groups, groups
-
-
-def _shortfall(plan: EpisodePlan, c: str, n_sup: int, n_qry: int) -> str | None:
-    """Why class ``c`` cannot supply the plan's budget and queries (None when it can)."""
-    if plan.support_from:
-        if n_sup < plan.max_shots:
-            return (f"class {c!r} has {n_sup} '{plan.support_from}' examples, fewer than "
-                    f"{plan.max_shots} shots; lower --shots")
-        if n_qry < max(plan.queries or 1, 1):
-            return (f"class {c!r} has {n_qry} '{plan.query_from}' examples, fewer than "
-                    f"--queries {plan.queries}; lower --queries")
-        return None
-    if n_sup < plan.max_shots + plan.queries:
-        return (f"class {c!r} has {n_sup} examples, fewer than {plan.max_shots} shots + "
-                f"{plan.queries} queries; lower --shots or --queries")
-    return None
-
-
-def _check_counts(ds: LabelledDataset, plan: EpisodePlan) -> None:
-    sup, qry = _class_groups(ds, plan)
-    for c in plan.classes:
-        problem = _shortfall(plan, c, len(sup.get(c, [])), len(qry.get(c, [])))
-        if problem:
-            raise UserError(problem)
+def _resolve_ways(ds, ways, classes: list[str], class_split: str, dropped: dict) -> int:
+    if ways == "all":
+        ways = len(classes)
+    ways = ways if ways is not None else (len(classes) if class_split == "all" else 5)
+    if dropped and len(classes) < 2:
+        raise UserError(f"only {len(classes)} of {ds.name}'s classes can supply this budget "
+                        f"({len(dropped)} fall short, e.g. {next(iter(dropped.values()))[0]})")
+    if ways < 2 or ways > len(classes):
+        left = f" ({len(dropped)} too small for the budget were left out)" if dropped else ""
+        raise UserError(f"--ways {ways} is impossible: {ds.name} has {len(classes)} classes in "
+                        f"this split{left}; choose --ways between 2 and {len(classes)}")
+    return ways
 
 
 def sample_episodes(ds: LabelledDataset, plan: EpisodePlan, n: int, seed: int) -> list[Episode]:
@@ -235,7 +219,7 @@ def sample_episodes(ds: LabelledDataset, plan: EpisodePlan, n: int, seed: int) -
     """
     if plan.queries is None and not plan.support_from:
         raise UserError(ALL_QUERIES_NEED_SPLITS)
-    sup, qry = _class_groups(ds, plan)
+    sup, qry = class_groups(ds, plan)
     episodes = []
     for i in range(n):
         rng = random.Random(f"{seed}:{i}:query")
@@ -245,7 +229,7 @@ def sample_episodes(ds: LabelledDataset, plan: EpisodePlan, n: int, seed: int) -
             drawn = qry[c] if plan.queries is None else rng.sample(qry[c], plan.queries)
             taken = {e.id for e in drawn}
             rest = [e for e in sup[c] if e.id not in taken]
-            problem = _shortfall(plan, c, len(rest) + (0 if plan.support_from else len(drawn)),
+            problem = shortfall(plan, c, len(rest) + (0 if plan.support_from else len(drawn)),
                                  len(qry[c]))
             if problem:
                 raise UserError(problem)

@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from iclmeta.config import EvalConfig
-from iclmeta.data.episodes import QUERY_SPLITS, TRAIN_SPLITS
+from iclmeta.data.budget import QUERY_SPLITS, TRAIN_SPLITS
 from iclmeta.data.example import Example, LabelledDataset
 from iclmeta.deploy.bundle import check_target
 from iclmeta.errors import UserError

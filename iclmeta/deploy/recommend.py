@@ -106,7 +106,7 @@ def race_queries(ds, config: EvalConfig, given: set[str]) -> EvalConfig:
 def _plan(ds, config: EvalConfig):
     """The episode rule ``config`` gives on the already loaded ``ds``."""
     return plan_episodes(ds, config.ways, config.shots, config.queries, config.split,
-                         config.class_split, config.split_seed)
+                         config.class_split, config.split_seed, config.drop_short_classes)
 
 
 def _support_counts(ds, plan) -> dict[str, int]:

@@ -55,7 +55,7 @@ def prepare(config: EvalConfig) -> tuple[LabelledDataset, EpisodePlan, list[Epis
     check_methods(config.methods)
     ds = load_source(config)
     plan = plan_episodes(ds, config.ways, config.shots, config.queries, config.split,
-                         config.class_split, config.split_seed)
+                         config.class_split, config.split_seed, config.drop_short_classes)
     return ds, plan, sample_episodes(ds, plan, config.episodes, config.seed)
 
 
