@@ -32,6 +32,7 @@ METHOD_LINES = {
     "maml": "a MAML-learned LoRA initialisation (second order), then adapted",
     "fomaml": "a first-order MAML LoRA initialisation, then adapted",
     "reptile": "a Reptile-learned LoRA initialisation, then adapted",
+    "retrieve-adapt": "per query, a few LoRA steps on its k nearest support examples",
 }
 MODEL_LINES = {
     "smollm2": "SmolLM2-135M-Instruct, embedded in a PyPI wheel",

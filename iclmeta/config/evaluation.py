@@ -29,6 +29,7 @@ Split = Literal["meta-train", "meta-val", "meta-test"]
 MAX_EPISODES = 100_000  # sampled up front; more would exhaust memory before the first row
 RETRIEVING = ("retrieval", "instruct")  # instruct with --demos retrieval
 META_LEARNED = ("multitask", "maml", "fomaml", "reptile")
+FRESH_LORA = ("finetune", "retrieve-adapt")  # start from a new LoRA (retrieve-adapt: no --adapter)
 
 
 @dataclass
@@ -80,7 +81,9 @@ class EvalConfig(DataSource):
                            "result row ('label_scores', higher is more likely: the scores the "
                            "prediction took the best of)", used_by=PROMPTING + METRIC + GRADIENT)
     k: int | None = opt(None, "demonstrations per prompt", group="prompting",
-                        used_by=("icl", "retrieval", "instruct"), default_text="ways x shots")
+                        used_by=("icl", "retrieval", "instruct", "retrieve-adapt"),
+                        default_text="ways x shots; retrieve-adapt: the support examples each "
+                        "query adapts on, default ways")
     balance: bool = opt(False, "retrieval: same count per label", group="prompting",
                         used_by=RETRIEVING)
     mmr: float | None = opt(None, "retrieval: MMR lambda in [0, 1] for diversity (1 is pure "
@@ -111,12 +114,13 @@ class EvalConfig(DataSource):
         repeat=True, metavar="DIR")
     adapters: list[str] = opt(
         [], "repeatable; a LoRA folder written by 'iclmeta train'; each method uses the one "
-        "trained for it", group="gradient", used_by=META_LEARNED, flag="--adapter", repeat=True,
+        "trained for it (retrieve-adapt: any one adapter, else a fresh LoRA)", group="gradient",
+        used_by=META_LEARNED + ("retrieve-adapt",), flag="--adapter", repeat=True,
         metavar="DIR")
     allow_overlap: bool = opt(
         False, "evaluate even when a checkpoint or adapter was trained on evaluated classes or "
         "texts (a leak: every row records the overlap)", group="metric",
-        used_by=("protonet", "matching", "relation") + META_LEARNED)
+        used_by=("protonet", "matching", "relation", "retrieve-adapt") + META_LEARNED)
     adapt_steps: int | None = opt(None, "SGD steps on each episode's support set; 0 evaluates "
                                   "the initialisation itself", group="gradient", used_by=GRADIENT,
                                   default_text="the adapter's inner steps; finetune: 3")
@@ -124,10 +128,10 @@ class EvalConfig(DataSource):
                                  used_by=GRADIENT,
                                  default_text="the adapter's inner lr; finetune: 0.1")
     # finetune's fresh LoRA; meta-learned adapters carry their own layout.
-    lora_rank: int = shared("lora_rank", 8, group="gradient", used_by=("finetune",))
-    lora_alpha: float = shared("lora_alpha", 16.0, group="gradient", used_by=("finetune",))
+    lora_rank: int = shared("lora_rank", 8, group="gradient", used_by=FRESH_LORA)
+    lora_alpha: float = shared("lora_alpha", 16.0, group="gradient", used_by=FRESH_LORA)
     lora_targets: list[str] = shared("lora_targets", ["q_proj", "v_proj"], group="gradient",
-                                     used_by=("finetune",))
+                                     used_by=FRESH_LORA)
 
     def to_dict(self) -> dict:
         return asdict(self)

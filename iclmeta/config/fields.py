@@ -51,7 +51,7 @@ Distance = Literal["cosine", "euclidean"]
 # Method families, as the harness registry names them (tests/test_cli.py checks they match).
 PROMPTING = ("zero-shot", "icl", "retrieval", "instruct")
 METRIC = ("knn", "protonet", "matching", "relation")
-GRADIENT = ("finetune", "multitask", "maml", "fomaml", "reptile")
+GRADIENT = ("finetune", "multitask", "maml", "fomaml", "reptile", "retrieve-adapt")
 LM_METHODS = PROMPTING + GRADIENT
 
 

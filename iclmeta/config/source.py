@@ -31,4 +31,4 @@ class DataSource:
     # run's config.yaml records the task's name beside the values it resolved to.
     task: str | None = shared("task", group="data")
     embed_template: str | None = shared("embed_template", group="data", used_by=(
-        "retrieval", "instruct", "knn", "protonet", "matching", "relation"))
+        "retrieval", "instruct", "knn", "protonet", "matching", "relation", "retrieve-adapt"))

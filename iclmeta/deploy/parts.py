@@ -136,6 +136,9 @@ def family(name: str, config) -> str:
 
 
 def part_for(name: str, config) -> NoPart:
+    if name == "retrieve-adapt":
+        raise UserError("retrieve-adapt adapts a LoRA per query at prediction time, which a "
+                        "predictor folder cannot ship yet; export finetune or retrieval instead")
     kind = family(name, config)
     return RetrievalPart() if kind == "retrieval" else AdaptedPart() if kind == "gradient" \
         else NoPart()

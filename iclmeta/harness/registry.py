@@ -29,6 +29,7 @@ METHODS: dict[str, str] = {
     "maml": "iclmeta.meta.methods:MetaLearned",
     "fomaml": "iclmeta.meta.methods:MetaLearned",
     "reptile": "iclmeta.meta.methods:MetaLearned",
+    "retrieve-adapt": "iclmeta.meta.retrieve_adapt:RetrieveAdapt",
 }
 
 

@@ -13,6 +13,8 @@ import copy
 
 import torch
 
+from iclmeta.lm.rows import passing_rows
+
 # Caps on one candidate pass on CPU: cached key/value rows x prompt length, and logits kept x vocabulary.
 CACHE_TOKEN_BUDGET = 8192
 LOGIT_BUDGET = 1 << 25
@@ -74,8 +76,9 @@ def packed_logprobs(model, prefill, cand_ids: list[list[list[int]]]) -> torch.Te
         if not any(len(layout[0]) for _, layout in part):
             continue  # one-token candidates only: scored in the prefill, their cells stay 0
         rows = torch.tensor([p for p, _ in part], device=mask.device)
-        logits, lse = _run_trie(model, select_cache(cache, rows), mask[rows], lengths[rows],
-                                [layout for _, layout in part])
+        with passing_rows(rows):
+            logits, lse = _run_trie(model, select_cache(cache, rows), mask[rows], lengths[rows],
+                                    [layout for _, layout in part])
         for r, (p, (_, _, _, (node, token, c))) in enumerate(part):
             if len(node):  # log-prob of each picked token: its logit minus the node's log-normalizer
                 picked = logits[r, node, token].float() - lse[r, node]
@@ -189,8 +192,9 @@ def per_candidate_logprobs(model, prefill, row_prompt, seqs: list[list[int]], vo
     parts = []
     for start in range(0, len(seqs), chunk):
         index = row_prompt[start:start + chunk]
-        parts.append(_run_rows(model, select_cache(cache, index), mask[index], lengths[index],
-                               seqs[start:start + chunk], width))
+        with passing_rows(index):
+            parts.append(_run_rows(model, select_cache(cache, index), mask[index], lengths[index],
+                                   seqs[start:start + chunk], width))
     return torch.cat(parts)
 
 

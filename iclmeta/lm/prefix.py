@@ -26,6 +26,7 @@ from iclmeta.errors import UserError
 from iclmeta.lm.candidates import cache_keyword, model_device, packed_logprobs, per_candidate_logprobs
 from iclmeta.lm.kv import prefill_cache, prefixed_cache
 from iclmeta.lm.protocol import Candidates
+from iclmeta.lm.rows import passing_rows
 
 # A shared prefix shorter than this many tokens, or than this share of the shortest prompt, is
 # recomputed per prompt: measured on CPU, reusing a short header costs more than it saves.
@@ -187,8 +188,9 @@ def _prefill(model, prompt_ids: list[list[int]], prefix: Prefix | None):
         extra[cache_keyword()] = prefixed_cache(prefix.cache)
         mask = torch.cat([mask.new_ones(len(prompt_ids), skip), mask], dim=1)
         positions = positions + skip
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                logits_to_keep=1, **extra)
+    with passing_rows(torch.arange(len(prompt_ids), device=ids.device)):
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                    logits_to_keep=1, **extra)
     return torch.log_softmax(out.logits[:, -1].float(), dim=-1), getattr(out, cache_keyword()), mask
 
 

@@ -112,12 +112,16 @@ class MetaLearned(_AdaptedLoRA):
     """Test-time adaptation from an initialisation trained by ``iclmeta train``."""
 
     def fit(self) -> None:
+        check_scoring(self.name, self.res.config.scoring)
+        self.load_init(adapter_path(self.res.config.adapters, self.name))
+
+    def load_init(self, path: str) -> None:
+        """Start from the adapter in ``path``: its LoRA layout, weights and inner-loop settings
+        (``--adapt-steps`` / ``--adapt-lr`` override them) and its training record."""
         from pathlib import Path
 
         from iclmeta.meta.checkpoints import adapter_weights, load_adapter
         cfg = self.res.config
-        check_scoring(self.name, cfg.scoring)
-        path = adapter_path(cfg.adapters, self.name)
         tensors, meta = load_adapter(path)
         if (meta.get("model") or DEFAULT_LM) != (cfg.model or DEFAULT_LM):
             raise UserError(f"adapter {path} was trained on model {meta.get('model')!r}, this "
