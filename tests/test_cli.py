@@ -28,7 +28,7 @@ TRAIN_FLAGS = """
 --cache-dir --data-files --dataset --distance --dtype --device --embed-template --embedder
 --encoding --eval-every --head --help --task
 --hf-config --hidden --inner-lr --inner-steps --label-field --lora-alpha --lora-rank
---lora-targets --lr --meta-batch --meta-lr --method --model --no-progress --out --queries
+--k --lora-targets --lr --meta-batch --meta-lr --method --model --no-progress --out --queries
 --scoring --seed --shots --split-field --split-seed --steps --template --text-field
 --val-episodes --val-queries --ways -h
 """.split()
@@ -81,7 +81,7 @@ def _one_line_error(capsys, argv) -> str:
     return err[0]
 
 
-LORA = "'train --method maml, fomaml, reptile, multitask'"
+LORA = "'train --method maml, fomaml, reptile, multitask, retrieve-adapt'"
 
 
 @pytest.mark.parametrize("argv, message", [

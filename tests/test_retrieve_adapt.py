@@ -124,3 +124,37 @@ def test_bad_settings_are_one_line(tiny_data, tiny_model_dir, tiny_embedder_dir,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and message in err[-1] and "Traceback" not in "\n".join(err)
     assert not (out / "results.jsonl").exists() or (out / "results.jsonl").read_text() == ""
+
+
+def test_meta_training_on_neighbours_writes_an_adapter_retrieve_adapt_uses(
+        tiny_data, tiny_model_dir, tiny_embedder_dir, tmp_path):  # noqa: F811
+    import json
+
+    from iclmeta.config import MetaTrainConfig
+    from iclmeta.meta.train import meta_train
+    out = tmp_path / "adapter"
+    meta = meta_train(MetaTrainConfig(
+        method="retrieve-adapt", dataset=tiny_data, model=tiny_model_dir, dtype="float32",
+        device="cpu", embedder=tiny_embedder_dir, k=2, ways=3, shots=[2], queries=2, steps=2,
+        inner_steps=1, inner_lr=0.5, meta_lr=0.05, meta_batch=2, lora_rank=2, eval_every=1,
+        val_episodes=1, val_queries=2, out=str(out)), progress=False, echo=lambda msg: None)
+    assert meta["method"] == "retrieve-adapt" and meta["train"]["k"] == 2
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [0, 1, 2]
+    assert all(r["loss"] > 0 for r in log[1:]) and "meta_val_accuracy" in log[-1]
+    rows = run(eval_config(tiny_data, tiny_model_dir, tmp_path / "run", ["retrieve-adapt"],
+                           embedder=tiny_embedder_dir, adapters=[str(out)], k=2, shots=[0, 2]))
+    assert {r["shots"] for r in rows} == {0, 2} and all(r["n_queries"] == 6 for r in rows)
+    assert all(r["options"]["adapter"] == str(out) for r in rows)
+
+
+def test_k_is_for_retrieve_adapt_only_in_training(capsys):
+    from iclmeta.cli.main import main
+    assert main(["train", "--method", "fomaml", "--k", "3"]) == 2
+    assert "only retrieve-adapt takes --k" in capsys.readouterr().err
+
+
+def test_embedder_is_refused_for_meta_learners_that_embed_nothing(capsys):
+    from iclmeta.cli.main import main
+    assert main(["train", "--method", "reptile", "--embedder", "minilm"]) == 2
+    assert "only retrieve-adapt embeds" in capsys.readouterr().err

@@ -67,3 +67,28 @@ def test_a_pass_shared_by_every_prompt_is_refused(setup):  # noqa: F811
             shared_prefix(model, batch.prompt_ids, min_tokens=1)
     # outside the block the model is the base model again (no hook left behind)
     assert shared_prefix(model, batch.prompt_ids, min_tokens=1) is not None
+
+
+def test_neighbour_meta_gradient_is_the_mean_of_per_query_fomaml(setup):  # noqa: F811
+    """NeighbourMAML: each query a task adapting on its neighbours; first-order, averaged."""
+    import torch
+    from iclmeta.meta.maml import task_meta_gradient
+    from iclmeta.meta.neighbours import NeighbourMAML, NeighbourTask
+    from iclmeta.meta.rows import pick_rows
+    _, _, _, lora = setup
+    params = randomized(lora.initial(), seed=5, scale=0.2)
+    full = batch_of(setup)
+    support, query = pick_rows(full, [0, 1, 2, 3]), pick_rows(full, [4, 5])
+    near = [[1, 3], [2, 0]]
+    task = NeighbourTask(support, query, near)
+    loss, grads = NeighbourMAML(inner_steps=2, inner_lr=0.5).outer_grads(lora, params, [task])
+    expected, losses = None, []
+    for q, rows in enumerate(near):
+        q_loss, q_grads = task_meta_gradient(lora, params, pick_rows(support, rows),
+                                             pick_rows(query, [q]), 2, 0.5, first_order=True)
+        losses.append(float(q_loss))
+        expected = list(q_grads) if expected is None else [e + g for e, g in zip(expected, q_grads)]
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want / 2, rtol=1e-4, atol=1e-6)
+    assert loss == pytest.approx(sum(losses) / 2, rel=1e-5)
+    assert any(float(g.abs().sum()) > 0 for g in grads)

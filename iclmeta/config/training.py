@@ -17,11 +17,12 @@ from iclmeta.errors import UserError
 
 Head = Literal["linear", "mlp", "none"]
 MetricMethod = Literal["protonet", "matching", "relation"]
-MetaMethod = Literal["maml", "fomaml", "reptile", "multitask"]
+MetaMethod = Literal["maml", "fomaml", "reptile", "multitask", "retrieve-adapt"]
 TRAINABLE = ("protonet", "matching", "relation")
-META_METHODS = ("maml", "fomaml", "reptile", "multitask")
+META_METHODS = ("maml", "fomaml", "reptile", "multitask", "retrieve-adapt")
 # Reptile's meta-lr is an interpolation step size in (0, 1]; the others' is an Adam learning rate.
-DEFAULT_META_LR = {"maml": 1e-3, "fomaml": 1e-3, "multitask": 1e-3, "reptile": 0.5}
+DEFAULT_META_LR = {"maml": 1e-3, "fomaml": 1e-3, "multitask": 1e-3, "reptile": 0.5,
+                   "retrieve-adapt": 1e-3}
 
 _SHOTS = "comma-separated shot counts, cycled over training tasks"
 _QUERIES = "query examples per class in a training episode"
@@ -89,6 +90,9 @@ class MetaTrainConfig(DataSource):
                                 default_text=f"{DEFAULT_META_LR['maml']:g}; reptile "
                                 f"{DEFAULT_META_LR['reptile']:g}")
     meta_batch: int = opt(2, "tasks per meta-step")
+    k: int | None = opt(None, "retrieve-adapt: each query's inner loop adapts on its k nearest "
+                        "support examples", default_text="ways")
+    embedder: str | None = shared("embedder")
     lora_rank: int = shared("lora_rank", 8)
     lora_alpha: float = shared("lora_alpha", 16.0)
     lora_targets: list[str] = shared("lora_targets", ["q_proj", "v_proj"])
@@ -119,6 +123,12 @@ class MetaTrainConfig(DataSource):
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
         if self.inner_steps < 1 and self.method != "multitask":
             raise UserError(f"--inner-steps must be at least 1 for {self.method}")
+        if self.k is not None and (self.method != "retrieve-adapt" or self.k < 1):
+            raise UserError(f"--k {self.k}: only retrieve-adapt takes --k (its inner loop's "
+                            "nearest support examples per query), and it must be at least 1")
+        if self.embedder is not None and self.method != "retrieve-adapt":
+            raise UserError(f"--embedder does not apply to 'train --method {self.method}'; among "
+                            "the LoRA meta-learners only retrieve-adapt embeds (to find neighbours)")
         if self.inner_lr <= 0 or self.resolved_meta_lr() <= 0:
             raise UserError("--inner-lr and --meta-lr must be positive")
         if self.method == "reptile" and self.resolved_meta_lr() > 1:

@@ -10,6 +10,8 @@ is only inside ``outer_grads`` (all share the pure inner loop ``adaptation.adapt
 - ``reptile``: minus the mean step of the adapted weights; SGD with ``lr = step_size``, which is
   Reptile's interpolation.
 - ``multitask``: the gradient of the plain task loss, no inner loop; Adam.
+- ``retrieve-adapt``: first-order MAML whose tasks are single queries, each adapting on its
+  nearest support examples (``neighbours.NeighbourMAML``); Adam.
 
 A new algorithm (ANIL, Meta-SGD, ...) is a new module with a class of this shape and one entry
 in ``ALGORITHMS``.
@@ -20,7 +22,7 @@ in ``ALGORITHMS``.
 >>> build_algorithm("anil", 1, 0.1)
 Traceback (most recent call last):
 ...
-iclmeta.errors.UserError: unknown meta-learning algorithm 'anil'; choose one of: fomaml, maml, multitask, reptile
+iclmeta.errors.UserError: unknown meta-learning algorithm 'anil'; choose one of: fomaml, maml, multitask, reptile, retrieve-adapt
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from iclmeta.errors import UserError
 from iclmeta.meta.lora import LoraLM, TaskBatch
 from iclmeta.meta.maml import MAML
 from iclmeta.meta.multitask import MultiTask
+from iclmeta.meta.neighbours import NeighbourMAML
 from iclmeta.meta.reptile import Reptile
 
 Params = OrderedDict  # fast-weight name -> tensor (the LoRA tensors only)
@@ -60,6 +63,8 @@ ALGORITHMS: dict[str, Callable[..., MetaAlgorithm]] = {
     "reptile": Reptile,
     # No inner loop: inner_steps / inner_lr only matter later, as test-time adaptation defaults.
     "multitask": lambda inner_steps, inner_lr: MultiTask(),
+    # first-order MAML on single queries adapting on their nearest support examples
+    "retrieve-adapt": NeighbourMAML,
 }
 
 

@@ -6,7 +6,7 @@ on: from a LoRA initialisation, ``adapt_steps`` SGD steps on those ``k`` example
 then the query is labelled with its own adapted weights. Every query gets its own fast weights,
 and all of an episode's queries adapt together: their neighbours form one batch in which each
 prompt row uses its query's weights (``meta.rows``), so one forward and one backward per step
-serve up to ``ROWS_PER_PASS`` (query, neighbour) rows, not one tiny step per query.
+serve up to ``neighbours.ROWS_PER_PASS`` (query, neighbour) rows, not one tiny step per query.
 
 The initialisation is a fresh LoRA (as ``finetune``), or the adapter given with ``--adapter``:
 one trained by ``iclmeta train --method retrieve-adapt`` (meta-trained to adapt on neighbours),
@@ -25,7 +25,6 @@ from iclmeta.meta.methods import (DEFAULT_ADAPT_LR, DEFAULT_ADAPT_STEPS, MetaLea
                                   _AdaptedLoRA, _pick, adapter_path, check_scoring)
 
 NAME = "retrieve-adapt"
-ROWS_PER_PASS = 64  # (query, neighbour) prompts per forward pass
 
 
 class RetrieveAdapt(_AdaptedLoRA):
@@ -53,53 +52,19 @@ class RetrieveAdapt(_AdaptedLoRA):
         self.selector = KNNSelector(self.res.embedder, text_of=embed_text)
         self.options.update(k=cfg.k, init="adapter" if cfg.adapters else "fresh")
 
-    def neighbours(self, episode, shots: int) -> tuple[list, list[list[int]]]:
-        """The K-shot support and, per query, the indices of its ``k`` nearest examples."""
-        support = episode.support_set(shots)
-        k = min(self.res.config.k or len(episode.classes), len(support))
-        position = {e.id: i for i, e in enumerate(support)}
-        picked = self.selector.select_many(episode.query, support, k)
-        return support, [[position[e.id] for e in chosen] for chosen in picked]
-
     def predict(self, episode, shots: int) -> Prediction:
         if shots == 0 or self.steps == 0:  # nothing to adapt on: the initialisation answers
             pred = super().predict(episode, shots)
             pred.extra["k"] = 0
             return pred
-        import torch
-
-        from iclmeta.meta.lora import task_batch
-        from iclmeta.meta.rows import adapt_rows, pick_rows, row_logits, stack_params
-        support, near = self.neighbours(episode, shots)
-        cfg, classes = self.res.config, list(episode.classes)
-        normalize = cfg.scoring == "normalized"
-        sup = task_batch(self.res.builder, self.lora.tokenizer, support, classes, normalize)
-        qry = task_batch(self.res.builder, self.lora.tokenizer, episode.query, classes, normalize)
-        per_pass = max(1, ROWS_PER_PASS // len(near[0]))
-        labels, scores, losses = [], [], []
-        for start in range(0, len(near), per_pass):
-            chunk = list(range(start, min(start + per_pass, len(near))))
-            index = [i for q in chunk for i in near[q]]
-            tasks = torch.tensor([t for t, q in enumerate(chunk) for _ in near[q]])
-            step_losses: list[float] = []
-            stack = adapt_rows(self.lora, stack_params(self.init, len(chunk)), tasks,
-                               pick_rows(sup, index), self.steps, self.lr, step_losses)
-            losses.append((len(chunk), step_losses))
-            with torch.no_grad():
-                logits = row_logits(self.lora, stack, torch.arange(len(chunk)),
-                                    pick_rows(qry, chunk))
-            labels += [classes[i] for i in logits.argmax(-1).tolist()]
-            scores += logits.float().cpu().tolist()
+        from iclmeta.meta.neighbours import adapt_on_neighbours, nearest
+        cfg = self.res.config
+        support = episode.support_set(shots)
+        near = nearest(self.selector, episode.query, support, cfg.k or len(episode.classes))
+        answer = adapt_on_neighbours(self.lora, self.res.builder, self.init, episode, shots, near,
+                                     self.steps, self.lr, cfg.scoring == "normalized")
         extra = {"adapt_steps": self.steps, "adapt_lr": self.lr, "k": len(near[0]),
-                 "support_losses": _mean_losses(losses)}
+                 "support_losses": answer.support_losses}
         demo_ids = [[support[i].id for i in row] for row in near]
-        tokens = sum(len(p) for p in qry.prompt_ids)
-        return Prediction(labels, demo_ids, tokens, extra,
-                          label_scores(scores if cfg.log_scores else [], episode.classes))
-
-
-def _mean_losses(chunks: list[tuple[int, list[float]]]) -> list[float]:
-    """The loss before each step, averaged over every query (chunks weighted by their size)."""
-    total = sum(n for n, _ in chunks)
-    steps = len(chunks[0][1]) if chunks else 0
-    return [round(sum(n * lost[s] for n, lost in chunks) / total, 4) for s in range(steps)]
+        return Prediction(answer.labels, demo_ids, answer.prompt_tokens, extra,
+                          label_scores(answer.scores if cfg.log_scores else [], episode.classes))

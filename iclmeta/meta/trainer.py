@@ -23,6 +23,8 @@ from iclmeta.models import DEFAULT_LM
 from iclmeta.config import MetaTrainConfig
 from iclmeta.meta.adaptation import adapt_and_predict
 from iclmeta.meta.algorithms import build_algorithm
+from iclmeta.meta.neighbours import NeighbourTask, adapt_on_neighbours, nearest
+from iclmeta.meta.split_check import check_meta_split
 from iclmeta.meta.checkpoints import (FORMAT, TrainLog, adapter_weights, export_peft,
                                       flatten_optimizer, load_adapter,
                                       load_optimizer, save_adapter)
@@ -52,6 +54,13 @@ class MetaTrainer:
         c = self.cfg
         ds = load_source(c)
         check_meta_split(ds.name, len(ds.labels()), c.ways)
+        self.selector = None  # retrieve-adapt: each query's neighbours, as evaluation picks them
+        if getattr(self.algorithm, "neighbours", False):
+            from iclmeta.prompts import EmbedText
+            from iclmeta.retrieval.embedder import Embedder
+            from iclmeta.retrieval.select import KNNSelector
+            self.selector = KNNSelector(Embedder(c.embedder, cache_dir=c.cache_dir).load(),
+                                        text_of=EmbedText(c.embed_template))
         train = plan_episodes(ds, c.ways, c.shots, c.queries, "meta-train", "disjoint",
                               split_seed=c.split_seed)
         val = plan_episodes(ds, c.ways, c.shots, c.val_queries, "meta-val", "disjoint",
@@ -82,8 +91,12 @@ class MetaTrainer:
         for i in range(step * self.cfg.meta_batch, (step + 1) * self.cfg.meta_batch):
             ep = self.tasks[i]
             shots = task_rng(self.cfg.seed, i).choice(self.cfg.shots)
-            out.append((self._batch(ep.support_set(shots), ep.classes),
-                        self._batch(ep.query, ep.classes)))
+            task = (self._batch(ep.support_set(shots), ep.classes),
+                    self._batch(ep.query, ep.classes))
+            if self.selector is not None:
+                task = NeighbourTask(*task, nearest(self.selector, ep.query, ep.support_set(shots),
+                                                    self.cfg.k or len(ep.classes)))
+            out.append(task)
         return out
 
     # -- one meta-step ------------------------------------------------------------------
@@ -117,8 +130,15 @@ class MetaTrainer:
         """Mean query accuracy on meta-val episodes, adapted exactly as evaluation adapts."""
         c, correct, total = self.cfg, 0, 0
         for ep in self.val:
-            answer = adapt_and_predict(self.lora, self.builder, params, ep, max(c.shots),
-                                       c.inner_steps, c.inner_lr, c.scoring == "normalized")
+            if self.selector is not None:  # as retrieve-adapt evaluates: per query, neighbours
+                near = nearest(self.selector, ep.query, ep.support_set(max(c.shots)),
+                               c.k or len(ep.classes))
+                answer = adapt_on_neighbours(self.lora, self.builder, params, ep, max(c.shots),
+                                             near, c.inner_steps, c.inner_lr,
+                                             c.scoring == "normalized")
+            else:
+                answer = adapt_and_predict(self.lora, self.builder, params, ep, max(c.shots),
+                                           c.inner_steps, c.inner_lr, c.scoring == "normalized")
             correct += sum(p == q.label for p, q in zip(answer.labels, ep.query))
             total += len(answer.labels)
         return correct / total
@@ -214,34 +234,6 @@ class MetaTrainer:
         self._save("last", step, params, opt, acc, best)
         self.saved = step
         return best
-
-
-def check_meta_split(name: str, n_classes: int, ways: int) -> None:
-    """Refuse, in one line, a dataset whose class-disjoint meta-train or meta-val split would
-    hold fewer than ``ways`` classes, and say where meta-training can happen instead.
-
-    >>> check_meta_split("snips", 7, 5)
-    Traceback (most recent call last):
-    ...
-    iclmeta.errors.UserError: snips has 7 classes, too few for a class-disjoint meta-split: --ways 5 needs at least 23 (60% meta-train, 20% meta-val); meta-train on a dataset with more classes, e.g. --dataset clinc150.jsonl, then evaluate here with --adapter
-    """
-    from iclmeta.data.episodes import SPLIT_FRACTIONS, meta_splits
-
-    def room(n: int) -> int:  # the most ways both meta-train and meta-val can hold
-        parts = meta_splits([str(i) for i in range(n)], 0)  # sizes do not depend on the seed
-        return min(len(parts["meta-train"]), len(parts["meta-val"]))
-    if room(n_classes) >= ways:
-        return
-    if room(n_classes) >= 2:
-        raise UserError(f"--ways {ways} is too many for {name}'s meta-val split "
-                        f"({room(n_classes)} of its {n_classes} classes); choose --ways between 2 "
-                        f"and {room(n_classes)}")
-    need = next(n for n in range(n_classes + 1, 100 * ways) if room(n) >= ways)
-    raise UserError(f"{name} has {n_classes} classes, too few for a class-disjoint meta-split: "
-                    f"--ways {ways} needs at least {need} ({SPLIT_FRACTIONS[0]:.0%} meta-train, "
-                    f"{SPLIT_FRACTIONS[1]:.0%} meta-val); "
-                    "meta-train on a dataset with more classes, e.g. --dataset clinc150.jsonl, "
-                    "then evaluate here with --adapter")
 
 
 def _max_rss_mb() -> float:
