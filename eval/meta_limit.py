@@ -10,10 +10,11 @@ A meta-step's floor is the model passes its math requires: for each task of the 
   one over the queries.
 
 Each pass is one forward and one backward (gradients of the LoRA weights only) over exactly the
-tokens the loss reads: every prompt followed by its label-candidate trie (candidates that start
-alike share tokens), left-padded into one batch, logits kept only at the positions that score a
-label token. That is the cheapest layout of those tokens; the library's scorer runs a prefill
-and a candidate pass instead. Both are timed on the same tasks, interleaved step by step, in one
+tokens the loss reads: the prompts' common prefix once (where the library's scorer shares it),
+then every prompt's own tokens followed by its label-candidate trie (candidates that start
+alike share tokens) in one left-padded batch on that prefix, logits kept only at the positions
+that score a label token. That is the cheapest layout of those tokens; the library's scorer
+runs a prefill and a separate candidate pass instead. Both are timed on the same tasks, interleaved step by step, in one
 fresh process per algorithm (same model, dtype and thread count). ratio = step / limit.
 
     python eval/meta_limit.py --data ../shared/data/clinc150.jsonl --steps 3 --out runs/meta_limit.json
@@ -62,27 +63,43 @@ def needed_passes(method: str, tasks, inner_steps: int) -> list:
     return out
 
 
+def plain(model):
+    """The layout of the limit, as a module so ``functional_call`` swaps the fast weights in:
+    the prompts' common prefix once (when the scorer's own rule would share it), then every
+    prompt's own tokens and its candidate trie in one pass on that cache."""
+    import torch
+
+    from iclmeta.lm.candidates import cache_keyword
+    from iclmeta.lm.kv import prefixed_cache
+    from iclmeta.lm.prefix import left_pad, shared_prefix
+
+    class Plain(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, prompt_ids, trie):
+            prefix = shared_prefix(self.model, prompt_ids)
+            skip = 0 if prefix is None else prefix.length
+            device = next(self.model.parameters()).device
+            ids, mask, positions = left_pad([p[skip:] + trie for p in prompt_ids], device)
+            extra = {}
+            if prefix is not None:
+                extra[cache_keyword()] = prefixed_cache(prefix.cache)
+                mask = torch.cat([mask.new_ones(len(prompt_ids), skip), mask], dim=1)
+                positions = positions + skip
+            return self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                              logits_to_keep=len(trie) + 1, **extra).logits
+    return Plain()
+
+
 def limit_pass(lora, params, batch) -> None:
     """One forward + backward over the batch's prompts, each followed by its candidate trie."""
     import torch
     from torch.func import functional_call
 
-    from iclmeta.lm.prefix import left_pad
-
-    class Plain(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, ids, mask, positions, keep):
-            return self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                              logits_to_keep=keep).logits
-
-    trie = trie_tokens(batch.cand_ids)
-    device = next(lora.model.parameters()).device
-    ids, mask, positions = left_pad([p + trie for p in batch.prompt_ids], device)
-    logits = functional_call(Plain(lora.model), dict(params), (ids, mask, positions, len(trie) + 1),
-                             strict=False)
+    logits = functional_call(plain(lora.model), dict(params),
+                             (batch.prompt_ids, trie_tokens(batch.cand_ids)), strict=False)
     loss = torch.logsumexp(logits.float(), dim=-1).sum()
     torch.autograd.grad(loss, list(params.values()))
 
