@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass, asdict
 from typing import Literal
 
-from iclmeta.data.budget import (DROP_HINT, Budget,
+from iclmeta.data.budget import (DROP_HINT, QUERY_SPLITS, TRAIN_SPLITS, Budget,  # noqa: F401
                                  class_groups, short_classes, shortfall, source_splits)
 from iclmeta.data.example import Example, LabelledDataset
 from iclmeta.errors import UserError
