@@ -255,7 +255,8 @@ def test_plan_describe_and_to_dict_are_exact():
     d = plan.to_dict()
     assert d == {"class_split": "disjoint", "split": "meta-test", "ways": 5, "max_shots": 4,
                  "queries": 3, "support_from": None, "query_from": None,
-                 "classes": list(plan.classes), "split_seed": 0, "all_shots": False}
+                 "classes": list(plan.classes), "split_seed": 0, "all_shots": False,
+                 "left_out": {}}
     assert isinstance(d["classes"], list) and len(d["classes"]) == 6
     own = plan_episodes(_toy(n_classes=4, per_class=24, splits=True), 3, [2], None)
     assert own.describe() == (
