@@ -92,3 +92,17 @@ def test_neighbour_meta_gradient_is_the_mean_of_per_query_fomaml(setup):  # noqa
         torch.testing.assert_close(got, want / 2, rtol=1e-4, atol=1e-6)
     assert loss == pytest.approx(sum(losses) / 2, rel=1e-5)
     assert any(float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_a_large_support_adapts_in_chunks_to_the_same_gradient(setup):  # noqa: F811
+    import torch
+    from iclmeta.meta.adaptation import loss_and_grads
+    _, _, _, lora = setup
+    params = randomized(lora.initial(), seed=6, scale=0.2)
+    batch = batch_of(setup)
+    whole_loss, whole = loss_and_grads(lora, params, batch, rows=len(batch))
+    part_loss, parts = loss_and_grads(lora, params, batch, rows=4)  # chunks of 4 and 2 prompts
+    assert float(part_loss) == pytest.approx(float(whole_loss), rel=1e-5)
+    for a, b in zip(parts, whole):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert any(float(g.abs().sum()) > 0 for g in whole)

@@ -21,6 +21,8 @@ import torch
 
 from iclmeta.meta.lora import LoraLM, TaskBatch, task_batch
 
+ADAPT_ROWS = 32  # support prompts per forward + backward of a first-order step (memory bound)
+
 
 def sgd_step(params, grads, lr: float):
     """One plain SGD step as a new params dict (the inputs are not modified).
@@ -43,14 +45,35 @@ def adapt(lora: LoraLM, params, batch: TaskBatch, steps: int, lr: float,
     """
     fast = params
     for _ in range(steps):
-        if not create_graph:
+        if create_graph:
+            loss = lora.loss(fast, batch)
+            grads = torch.autograd.grad(loss, list(fast.values()), create_graph=True)
+        else:
             fast = _leaves(fast)
-        loss = lora.loss(fast, batch)
+            loss, grads = loss_and_grads(lora, fast, batch)
         if losses is not None:
             losses.append(float(loss.detach()))
-        grads = torch.autograd.grad(loss, list(fast.values()), create_graph=create_graph)
         fast = sgd_step(fast, grads, lr)
     return fast if create_graph else _leaves(fast)
+
+
+def loss_and_grads(lora: LoraLM, params, batch: TaskBatch, rows: int | None = None):
+    """The batch's mean task loss and its gradients, ``rows`` prompts per forward + backward
+    (default ``ADAPT_ROWS``): the same gradient, but only one chunk's graph in memory, so a
+    support of hundreds of examples over 150 labels adapts in bounded memory."""
+    from iclmeta.meta.rows import pick_rows
+    rows = rows or ADAPT_ROWS
+    if len(batch) <= rows:
+        loss = lora.loss(params, batch)
+        return loss, torch.autograd.grad(loss, list(params.values()))
+    total_loss, total = 0.0, None
+    for start in range(0, len(batch), rows):
+        part = pick_rows(batch, list(range(start, min(start + rows, len(batch)))))
+        loss = lora.loss(params, part) * (len(part) / len(batch))
+        grads = torch.autograd.grad(loss, list(params.values()))
+        total = list(grads) if total is None else [t + g for t, g in zip(total, grads)]
+        total_loss += loss.detach()
+    return total_loss, total
 
 
 def _leaves(params):
