@@ -14,7 +14,8 @@ queries, and the figure says so. Points:
   would be 150-1200 demonstrations per query, hours on 2 cores);
 - ``demos``: at 8 shots, icl and retrieval with 5, 20 and 80 demonstrations (icl also at the
   window, the ``icl`` point at 8 shots);
-- ``finetune``: LoRA on the whole support at 1 and 4 shots (slow: 150 labels per example).
+- ``finetune``: LoRA on the whole support at 1 and 4 shots, 2 SGD steps at lr 0.3 (slow: every
+  support example is scored over 150 labels, forward and backward, at each step).
 
     python eval/clinc_curves.py --points metric,icl,retrieval,demos --out runs/clinc150
     python eval/clinc_curves.py --plot-only --out runs/clinc150
@@ -53,8 +54,10 @@ POINTS = {
     "demos": [(f"demos-{m}-k{k}", ["--method", m, "--shots", "8", "--k", str(k), *LM])
               for m in ("icl", "retrieval") for k in (5, 20, 80)
               if (m, k) != ("retrieval", 20)],
-    "finetune": [("finetune", ["--method", "finetune", "--shots", "1,4", "--adapt-steps", "1",
-                               *LM])],
+    # the 2 SGD steps at lr 0.3 of the 5-way LoRA study (eval/README.md), one folder per shot
+    "finetune": [(f"finetune-{s}shot", ["--method", "finetune", "--shots", str(s),
+                                        "--adapt-steps", "2", "--adapt-lr", "0.3", *LM])
+                 for s in (1, 4)],
 }
 for _shots in (1, 2, 4, 8):  # single points, e.g. --points icl4,retrieval2
     POINTS[f"icl{_shots}"] = [_lm_point("icl", _shots)]
