@@ -219,6 +219,7 @@ def test_damaged_predictor_folder_is_one_line_exit_2(exported, capsys, damage, m
     (["--shots", "0"], "must be a positive number of examples per class, or 'all'"),
     (["--method", "nope"], "unknown method 'nope'"),
     (["--adapt-steps", "2"], "--adapt-steps does not apply to 'export --method protonet'"),
+    (["--method", "retrieve-adapt"], "retrieve-adapt adapts a LoRA per query at prediction"),
 ])
 def test_bad_export_is_one_line_exit_2(data, tiny_embedder_dir, tmp_path, capsys, extra,
                                        message):
