@@ -81,6 +81,27 @@ class _AdaptedLoRA:
                             scoring=self.res.config.scoring,
                             template=self.res.builder.template.name, prompt="zero-shot")
 
+    def load_init(self, path: str) -> None:
+        """Start from the adapter in ``path``: its LoRA layout, weights and inner-loop settings
+        (``--adapt-steps`` / ``--adapt-lr`` override them) and its training record."""
+        from pathlib import Path
+
+        from iclmeta.meta.checkpoints import adapter_weights, load_adapter
+        cfg = self.res.config
+        tensors, meta = load_adapter(path)
+        if (meta.get("model") or DEFAULT_LM) != (cfg.model or DEFAULT_LM):
+            raise UserError(f"adapter {path} was trained on model {meta.get('model')!r}, this "
+                            f"run uses {cfg.model or DEFAULT_LM!r}; pass --model "
+                            f"{meta.get('model')}")
+        from iclmeta.meta.lora import LoraSpec
+        train = meta["train"]
+        self._settle(LoraSpec.from_dict(meta["lora"]), _pick(cfg.adapt_steps, train["inner_steps"]),
+                     _pick(cfg.adapt_lr, train["inner_lr"]))
+        self.init = adapter_weights(self.lora, tensors, Path(path) / "adapter.json",
+                                    cfg.model or DEFAULT_LM)
+        self.options.update(adapter=str(path), adapter_step=meta.get("step"))
+        self.trained_on = meta.get("trained_on")
+
     def predict(self, episode, shots: int) -> Prediction:
         from iclmeta.meta.adaptation import adapt_and_predict
         # lm.batch_for resolves --batch-size auto from the query prompts' length; with
@@ -114,27 +135,6 @@ class MetaLearned(_AdaptedLoRA):
     def fit(self) -> None:
         check_scoring(self.name, self.res.config.scoring)
         self.load_init(adapter_path(self.res.config.adapters, self.name))
-
-    def load_init(self, path: str) -> None:
-        """Start from the adapter in ``path``: its LoRA layout, weights and inner-loop settings
-        (``--adapt-steps`` / ``--adapt-lr`` override them) and its training record."""
-        from pathlib import Path
-
-        from iclmeta.meta.checkpoints import adapter_weights, load_adapter
-        cfg = self.res.config
-        tensors, meta = load_adapter(path)
-        if (meta.get("model") or DEFAULT_LM) != (cfg.model or DEFAULT_LM):
-            raise UserError(f"adapter {path} was trained on model {meta.get('model')!r}, this "
-                            f"run uses {cfg.model or DEFAULT_LM!r}; pass --model "
-                            f"{meta.get('model')}")
-        from iclmeta.meta.lora import LoraSpec
-        train = meta["train"]
-        self._settle(LoraSpec.from_dict(meta["lora"]), _pick(cfg.adapt_steps, train["inner_steps"]),
-                     _pick(cfg.adapt_lr, train["inner_lr"]))
-        self.init = adapter_weights(self.lora, tensors, Path(path) / "adapter.json",
-                                    cfg.model or DEFAULT_LM)
-        self.options.update(adapter=str(path), adapter_step=meta.get("step"))
-        self.trained_on = meta.get("trained_on")
 
 
 def adapter_path(adapters: list[str], method: str) -> str:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from iclmeta.data.prediction import Prediction, label_scores
 from iclmeta.errors import UserError
-from iclmeta.meta.methods import (DEFAULT_ADAPT_LR, DEFAULT_ADAPT_STEPS, MetaLearned,
-                                  _AdaptedLoRA, _pick, adapter_path, check_scoring)
+from iclmeta.meta.methods import (DEFAULT_ADAPT_LR, DEFAULT_ADAPT_STEPS, _AdaptedLoRA, _pick,
+                                  adapter_path, check_scoring)
 
 NAME = "retrieve-adapt"
 
@@ -33,9 +33,12 @@ class RetrieveAdapt(_AdaptedLoRA):
     def fit(self) -> None:
         cfg = self.res.config
         check_scoring(self.name, cfg.scoring)
+        if cfg.k is not None and cfg.k < 1:
+            raise UserError(f"--k {cfg.k}: retrieve-adapt adapts each query on its k nearest "
+                            "support examples; give k of 1 or more")
         if cfg.adapters:  # one adapter of any method, or the one trained for retrieve-adapt
-            MetaLearned.load_init(self, cfg.adapters[0] if len(cfg.adapters) == 1
-                                  else adapter_path(cfg.adapters, self.name))
+            self.load_init(cfg.adapters[0] if len(cfg.adapters) == 1
+                           else adapter_path(cfg.adapters, self.name))
         else:
             from iclmeta.meta.lora import LoraSpec
             spec = LoraSpec(cfg.lora_rank, cfg.lora_alpha, tuple(cfg.lora_targets), cfg.seed)
@@ -44,9 +47,6 @@ class RetrieveAdapt(_AdaptedLoRA):
             self.init = self.lora.initial()
         from iclmeta.prompts import EmbedText
         from iclmeta.retrieval.select import KNNSelector
-        if cfg.k is not None and cfg.k < 1:
-            raise UserError(f"--k {cfg.k}: retrieve-adapt adapts each query on its k nearest "
-                            "support examples; give k of 1 or more")
         embed_text = EmbedText(cfg.embed_template)
         embed_text.check(self.res.dataset)
         self.selector = KNNSelector(self.res.embedder, text_of=embed_text)
