@@ -3,8 +3,9 @@
 A meta-step's floor is the model passes its math requires: for each task of the meta-batch,
 
 - ``multitask``: one pass over support + query (plain task loss);
-- ``fomaml`` / ``maml``: ``inner_steps`` passes over the support, one over the query (maml also
-  back-propagates through the inner steps: its limit here is the first-order floor);
+- ``fomaml``: ``inner_steps`` passes over the support, one over the query;
+- ``maml``: the same, plus one more pass over the support per inner step (the meta-backward
+  differentiates every inner step's gradient again; counted as one forward + backward);
 - ``reptile``: ``inner_steps`` passes over support + query;
 - ``retrieve-adapt``: ``inner_steps`` passes over every query's neighbours (queries x k rows),
   one over the queries.
@@ -58,6 +59,8 @@ def needed_passes(method: str, tasks, inner_steps: int) -> list:
             out.append(join_batches(*task))
         elif method == "reptile":
             out += [join_batches(*task)] * inner_steps
+        elif method == "maml":  # the meta-backward differentiates each inner step once more
+            out += [task[0]] * (2 * inner_steps) + [task[1]]
         else:
             out += [task[0]] * inner_steps + [task[1]]
     return out

@@ -54,4 +54,4 @@ def test_the_passes_a_step_needs_are_counted_per_algorithm():
     assert trie_tokens([[5, 6, 7], [5, 6, 8], [9]]) == [5, 6]  # shared prefix once; last tokens
     tasks = [("s1", "q1"), ("s2", "q2")]                         # are read at their parent node
     assert needed_passes("fomaml", tasks, 2) == ["s1", "s1", "q1", "s2", "s2", "q2"]
-    assert needed_passes("maml", tasks, 1) == ["s1", "q1", "s2", "q2"]
+    assert needed_passes("maml", tasks, 1) == ["s1", "s1", "q1", "s2", "s2", "q2"]
