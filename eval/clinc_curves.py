@@ -133,7 +133,10 @@ def plot(rows: list[dict], path: Path) -> None:
     by_shots.set_xticks(ticks, ["all" if t == all_x else str(t) for t in ticks])
     by_shots.set_xlabel("labelled examples per class (all = 100)")
     by_demos.set_xscale("log", base=2)
-    by_demos.set_xlabel("demonstrations in the prompt (8 shots per class available)")
+    demo_ticks = sorted({x for (panel, _), pts in series.items() if panel == "demos" for x, _ in pts})
+    by_demos.set_xticks(demo_ticks, [str(t) for t in demo_ticks])
+    by_demos.set_xlabel("demonstrations in the prompt, 8 shots per class available\n(icl's "
+                        "largest point: what the 8k window holds)")
     axes = [by_shots]
     if any(panel == "demos" for panel, _ in series):
         axes.append(by_demos)
