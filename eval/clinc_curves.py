@@ -102,6 +102,9 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+COLORS = {"finetune": "C0", "icl": "C1", "knn": "C2", "protonet": "C3", "retrieval": "C4"}
+
+
 def plot(rows: list[dict], path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -127,7 +130,8 @@ def plot(rows: list[dict], path: Path) -> None:
         bounds = [wilson(p[1]["n_correct"], p[1]["n_queries"]) for p in points]
         err = [[y - 100 * lo for y, (lo, _) in zip(ys, bounds)],
                [100 * hi - y for y, (_, hi) in zip(ys, bounds)]]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label,
+                    color=COLORS.get(label.split(" ")[0]))
     by_shots.set_xscale("log", base=2)
     ticks = sorted({x for (panel, _), pts in series.items() if panel == "shots" for x, _ in pts})
     by_shots.set_xticks(ticks, ["all" if t == all_x else str(t) for t in ticks])
