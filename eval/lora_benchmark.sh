@@ -54,9 +54,9 @@ meta_method() {  # METHOD SEED: train (resumes), then the adaptation curve
   [ "$m" = reptile ] && lr=0.5
   [ "$m" = maml ] && steps=$MAML_STEPS
   [ "$m" = retrieve-adapt ] && extra=(--k "$K")
-  iclmeta train --method "$m" "${TRAIN[@]}" "${extra[@]}" --steps "$steps" --seed "$seed" \
+  iclmeta train --method "$m" "${TRAIN[@]}" ${extra[@]+"${extra[@]}"} --steps "$steps" --seed "$seed" \
     --meta-lr "$lr" --out "$OUT/adapters/${m}_seed$seed" > "$OUT/train_${m}_seed$seed.log" 2>&1
-  evaluate "$m" "${m}_seed$seed" --adapter "$OUT/adapters/${m}_seed$seed" "${extra[@]}"
+  evaluate "$m" "${m}_seed$seed" --adapter "$OUT/adapters/${m}_seed$seed" ${extra[@]+"${extra[@]}"}
 }
 
 evaluate finetune finetune &
