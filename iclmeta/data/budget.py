@@ -9,7 +9,7 @@ out and named, with the examples each one has, in the episode rule the run print
 >>> shortfall(b, "NUM:ord", n_sup=3, n_qry=0)
 "class 'NUM:ord' has 3 'train' examples, fewer than 4 shots; lower --shots"
 >>> shortfall(b, "ENTY:word", n_sup=26, n_qry=0)
-"class 'ENTY:word' has no 'test' examples to query; lower --queries"
+"class 'ENTY:word' has no 'test' examples to query"
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from iclmeta.data.example import LabelledDataset
 
 TRAIN_SPLITS = ("train",)
 QUERY_SPLITS = ("test", "validation", "val", "dev")
-DROP_HINT = ", or pass --drop-short-classes to leave out (and name) every class that falls short"
+DROP_HINT = " (--drop-short-classes leaves out, and names, every class that falls short)"
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def shortfall(budget, c: str, n_sup: int, n_qry: int) -> str | None:
                     f"{need} shots; lower --shots")
         if n_qry < max(budget.queries or 1, 1):
             if n_qry == 0:
-                return f"class {c!r} has no '{budget.query_from}' examples to query; lower --queries"
+                return f"class {c!r} has no '{budget.query_from}' examples to query"
             return (f"class {c!r} has {n_qry} '{budget.query_from}' examples, fewer than "
                     f"--queries {budget.queries}; lower --queries")
         return None
