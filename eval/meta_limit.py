@@ -49,7 +49,7 @@ def trie_tokens(cand_ids: list[list[int]]) -> list[int]:
 def needed_passes(method: str, tasks, inner_steps: int) -> list:
     """The task batches whose forward + backward the meta-step cannot avoid."""
     from iclmeta.meta.lora import join_batches
-    from iclmeta.meta.rows import pick_rows
+    from iclmeta.meta.lora import pick_rows
     out = []
     for task in tasks:
         if method == "retrieve-adapt":

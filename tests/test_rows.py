@@ -15,7 +15,8 @@ def _flat():
 
 def test_each_row_is_scored_with_its_own_tasks_weights(setup):  # noqa: F811
     import torch
-    from iclmeta.meta.rows import pick_rows, row_logits, stack_params
+    from iclmeta.meta.lora import pick_rows
+    from iclmeta.meta.rows import row_logits, stack_params
     _, _, _, lora = setup
     per_task = [randomized(lora.initial(), seed=s) for s in (1, 2, 3)]
     stack = stack_params(per_task[0], 3)
@@ -36,7 +37,8 @@ def test_each_row_is_scored_with_its_own_tasks_weights(setup):  # noqa: F811
 def test_batched_adaptation_equals_adapting_each_task_alone(setup, normalize):  # noqa: F811
     import torch
     from iclmeta.meta.adaptation import adapt
-    from iclmeta.meta.rows import adapt_rows, pick_rows, stack_params
+    from iclmeta.meta.lora import pick_rows
+    from iclmeta.meta.rows import adapt_rows, stack_params
     _, _, _, lora = setup
     init = randomized(lora.initial(), seed=4, scale=0.2)
     index, tasks = _flat()
@@ -74,7 +76,7 @@ def test_neighbour_meta_gradient_is_the_mean_of_per_query_fomaml(setup):  # noqa
     import torch
     from iclmeta.meta.maml import task_meta_gradient
     from iclmeta.meta.neighbours import NeighbourMAML, NeighbourTask
-    from iclmeta.meta.rows import pick_rows
+    from iclmeta.meta.lora import pick_rows
     _, _, _, lora = setup
     params = randomized(lora.initial(), seed=5, scale=0.2)
     full = batch_of(setup)

@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from iclmeta.meta.lora import LoraLM, TaskBatch, task_batch
+from iclmeta.meta.lora import LoraLM, TaskBatch, pick_rows, task_batch
 
 ADAPT_ROWS = 32  # support prompts per forward + backward of a first-order step (memory bound)
 
@@ -61,7 +61,6 @@ def loss_and_grads(lora: LoraLM, params, batch: TaskBatch, rows: int | None = No
     """The batch's mean task loss and its gradients, ``rows`` prompts per forward + backward
     (default ``ADAPT_ROWS``): the same gradient, but only one chunk's graph in memory, so a
     support of hundreds of examples over 150 labels adapts in bounded memory."""
-    from iclmeta.meta.rows import pick_rows
     rows = rows or ADAPT_ROWS
     if len(batch) <= rows:
         loss = lora.loss(params, batch)

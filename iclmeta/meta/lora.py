@@ -67,6 +67,10 @@ class TaskBatch:
     def __len__(self) -> int:
         return len(self.prompt_ids)
 
+    def label_scores(self, total: torch.Tensor) -> torch.Tensor:
+        """Summed label log-likelihoods ``[P, C]`` as scored: per token when ``normalize``."""
+        return total / self.cand_tokens.to(total.device) if self.normalize else total
+
 
 def task_batch(builder, tokenizer, examples, classes, normalize: bool = True) -> TaskBatch:
     """Zero-shot prompts for ``examples``, scored over the candidates of ``classes``."""
@@ -77,6 +81,13 @@ def task_batch(builder, tokenizer, examples, classes, normalize: bool = True) ->
     targets = torch.tensor([classes.index(ex.label) for ex in examples], dtype=torch.long)
     counts = torch.tensor([len(c) for c in cand_ids], dtype=torch.float32)
     return TaskBatch(prompt_ids, cand_ids, targets, counts, normalize)
+
+
+def pick_rows(batch: TaskBatch, index: list[int]) -> TaskBatch:
+    """The batch's examples at ``index`` (repeats allowed), over the same candidates."""
+    return TaskBatch([batch.prompt_ids[i] for i in index], batch.cand_ids,
+                     batch.targets[torch.tensor(index, dtype=torch.long)], batch.cand_tokens,
+                     batch.normalize)
 
 
 def join_batches(a: TaskBatch, b: TaskBatch) -> TaskBatch:
@@ -117,7 +128,7 @@ class LoraLM:
         """Label scores ``[P, C]`` of the batch's examples under the fast weights ``params``."""
         total = functional_call(self._scorer, dict(params), (batch.prompt_ids, batch.cand_ids),
                                 strict=False)
-        return total / batch.cand_tokens.to(total.device) if batch.normalize else total
+        return batch.label_scores(total)
 
     def loss(self, params, batch: TaskBatch) -> torch.Tensor:
         """Cross-entropy of the true labels over the episode's candidates."""
@@ -131,9 +142,7 @@ class LoraLM:
         out = []
         with torch.no_grad():
             for start in range(0, len(batch), batch_size):
-                part = TaskBatch(batch.prompt_ids[start:start + batch_size], batch.cand_ids,
-                                 batch.targets[start:start + batch_size], batch.cand_tokens,
-                                 batch.normalize)
+                part = pick_rows(batch, list(range(start, min(start + batch_size, len(batch)))))
                 logits = self.logits(params, part)
                 out += logits.argmax(-1).tolist()
                 if scores_out is not None:

@@ -102,6 +102,16 @@ class _AdaptedLoRA:
         self.options.update(adapter=str(path), adapter_step=meta.get("step"))
         self.trained_on = meta.get("trained_on")
 
+    def start_fresh(self) -> None:
+        """Start from a new LoRA (``--lora-rank/alpha/targets``, seeded A, zero B) with
+        ``--adapt-steps`` / ``--adapt-lr`` or their defaults."""
+        from iclmeta.meta.lora import LoraSpec
+        cfg = self.res.config
+        spec = LoraSpec(cfg.lora_rank, cfg.lora_alpha, tuple(cfg.lora_targets), cfg.seed)
+        self._settle(spec, _pick(cfg.adapt_steps, DEFAULT_ADAPT_STEPS),
+                     _pick(cfg.adapt_lr, DEFAULT_ADAPT_LR))
+        self.init = self.lora.initial()
+
     def predict(self, episode, shots: int) -> Prediction:
         from iclmeta.meta.adaptation import adapt_and_predict
         # lm.batch_for resolves --batch-size auto from the query prompts' length; with
@@ -120,13 +130,8 @@ class FineTune(_AdaptedLoRA):
     """Plain LoRA fine-tuning on each episode's support set, from a fresh LoRA."""
 
     def fit(self) -> None:
-        from iclmeta.meta.lora import LoraSpec
-        cfg = self.res.config
-        check_scoring(self.name, cfg.scoring)
-        spec = LoraSpec(cfg.lora_rank, cfg.lora_alpha, tuple(cfg.lora_targets), cfg.seed)
-        self._settle(spec, _pick(cfg.adapt_steps, DEFAULT_ADAPT_STEPS),
-                     _pick(cfg.adapt_lr, DEFAULT_ADAPT_LR))
-        self.init = self.lora.initial()
+        check_scoring(self.name, self.res.config.scoring)
+        self.start_fresh()
 
 
 class MetaLearned(_AdaptedLoRA):

@@ -21,17 +21,20 @@ from dataclasses import dataclass
 import torch
 
 from iclmeta.meta.lora import LoraLM, TaskBatch, task_batch
-from iclmeta.meta.rows import adapt_rows, pick_rows, row_logits, stack_params, task_losses
+from iclmeta.meta.lora import pick_rows
+from iclmeta.meta.rows import adapt_rows, row_logits, stack_params, task_losses
 
 ROWS_PER_PASS = 64  # (query, neighbour) prompts per forward pass
 
 
-def nearest(selector, queries, support, k: int) -> list[list[int]]:
-    """Per query, the indices into ``support`` of its ``k`` nearest examples (at most all)."""
-    k = min(k, len(support))
+def nearest(selector, episode, shots: int, k: int | None) -> list[list[int]]:
+    """Per query of ``episode``, the indices into its ``shots``-shot support of the query's ``k``
+    nearest examples (default: as many as there are classes; at most the whole support)."""
+    support = episode.support_set(shots)
+    k = min(k or len(episode.classes), len(support))
     position = {e.id: i for i, e in enumerate(support)}
     return [[position[e.id] for e in chosen]
-            for chosen in selector.select_many(list(queries), support, k)]
+            for chosen in selector.select_many(list(episode.query), support, k)]
 
 
 def query_chunks(near: list[list[int]]) -> list[list[int]]:

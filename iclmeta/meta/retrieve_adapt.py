@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from iclmeta.data.prediction import Prediction, label_scores
 from iclmeta.errors import UserError
-from iclmeta.meta.methods import (DEFAULT_ADAPT_LR, DEFAULT_ADAPT_STEPS, _AdaptedLoRA, _pick,
-                                  adapter_path, check_scoring)
+from iclmeta.meta.methods import _AdaptedLoRA, adapter_path, check_scoring
 
 NAME = "retrieve-adapt"
 
@@ -40,11 +39,7 @@ class RetrieveAdapt(_AdaptedLoRA):
             self.load_init(cfg.adapters[0] if len(cfg.adapters) == 1
                            else adapter_path(cfg.adapters, self.name))
         else:
-            from iclmeta.meta.lora import LoraSpec
-            spec = LoraSpec(cfg.lora_rank, cfg.lora_alpha, tuple(cfg.lora_targets), cfg.seed)
-            self._settle(spec, _pick(cfg.adapt_steps, DEFAULT_ADAPT_STEPS),
-                         _pick(cfg.adapt_lr, DEFAULT_ADAPT_LR))
-            self.init = self.lora.initial()
+            self.start_fresh()
         from iclmeta.prompts import EmbedText
         from iclmeta.retrieval.select import KNNSelector
         embed_text = EmbedText(cfg.embed_template)
@@ -60,7 +55,7 @@ class RetrieveAdapt(_AdaptedLoRA):
         from iclmeta.meta.neighbours import adapt_on_neighbours, nearest
         cfg = self.res.config
         support = episode.support_set(shots)
-        near = nearest(self.selector, episode.query, support, cfg.k or len(episode.classes))
+        near = nearest(self.selector, episode, shots, cfg.k)
         answer = adapt_on_neighbours(self.lora, self.res.builder, self.init, episode, shots, near,
                                      self.steps, self.lr, cfg.scoring == "normalized")
         extra = {"adapt_steps": self.steps, "adapt_lr": self.lr, "k": len(near[0]),

@@ -28,6 +28,7 @@ import torch
 
 from iclmeta.lm.prefix import score_ids
 from iclmeta.lm.rows import current_rows
+from iclmeta.meta.adaptation import _leaves, sgd_step
 from iclmeta.meta.lora import LoraLM, TaskBatch
 
 
@@ -35,11 +36,6 @@ def stack_params(params, n_tasks: int) -> "OrderedDict[str, torch.Tensor]":
     """``n_tasks`` copies of ``params`` as one ``[n_tasks, *shape]`` leaf tensor per weight."""
     return OrderedDict((k, v.detach()[None].expand(n_tasks, *v.shape).clone().requires_grad_(True))
                        for k, v in params.items())
-
-
-def task_params(stack, task: int) -> "OrderedDict[str, torch.Tensor]":
-    """Task ``task``'s slice of a stack, as ordinary fast weights (detached leaves)."""
-    return OrderedDict((k, v[task].detach().clone().requires_grad_(True)) for k, v in stack.items())
 
 
 def _layers(lora: LoraLM) -> list[tuple[torch.nn.Module, str, str, float]]:
@@ -84,7 +80,7 @@ def row_logits(lora: LoraLM, stack, row_task: torch.Tensor, batch: TaskBatch) ->
     """Label scores ``[P, C]`` of the batch, prompt ``p`` under task ``row_task[p]``'s weights."""
     with rows_use(lora, stack, row_task):
         total = score_ids(lora.model, batch.prompt_ids, [batch.cand_ids] * len(batch), None)
-    return total / batch.cand_tokens.to(total.device) if batch.normalize else total
+    return batch.label_scores(total)
 
 
 def task_losses(lora: LoraLM, stack, row_task: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
@@ -107,17 +103,9 @@ def adapt_rows(lora: LoraLM, stack, row_task: torch.Tensor, batch: TaskBatch, st
     """
     n_tasks = next(iter(stack.values())).shape[0]
     for _ in range(steps):
-        stack = OrderedDict((k, v.detach().requires_grad_(True)) for k, v in stack.items())
+        stack = _leaves(stack)
         loss = task_losses(lora, stack, row_task, batch)
         if losses is not None:
             losses.append(float(loss.detach()) / n_tasks)
-        grads = torch.autograd.grad(loss, list(stack.values()))
-        stack = OrderedDict((k, p - lr * g) for (k, p), g in zip(stack.items(), grads))
-    return OrderedDict((k, v.detach().requires_grad_(True)) for k, v in stack.items())
-
-
-def pick_rows(batch: TaskBatch, index: list[int]) -> TaskBatch:
-    """The batch's examples at ``index`` (repeats allowed), over the same candidates."""
-    return TaskBatch([batch.prompt_ids[i] for i in index], batch.cand_ids,
-                     batch.targets[torch.tensor(index, dtype=torch.long)], batch.cand_tokens,
-                     batch.normalize)
+        stack = sgd_step(stack, torch.autograd.grad(loss, list(stack.values())), lr)
+    return _leaves(stack)

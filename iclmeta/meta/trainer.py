@@ -94,8 +94,7 @@ class MetaTrainer:
             task = (self._batch(ep.support_set(shots), ep.classes),
                     self._batch(ep.query, ep.classes))
             if self.selector is not None:
-                task = NeighbourTask(*task, nearest(self.selector, ep.query, ep.support_set(shots),
-                                                    self.cfg.k or len(ep.classes)))
+                task = NeighbourTask(*task, nearest(self.selector, ep, shots, self.cfg.k))
             out.append(task)
         return out
 
@@ -131,8 +130,7 @@ class MetaTrainer:
         c, correct, total = self.cfg, 0, 0
         for ep in self.val:
             if self.selector is not None:  # as retrieve-adapt evaluates: per query, neighbours
-                near = nearest(self.selector, ep.query, ep.support_set(max(c.shots)),
-                               c.k or len(ep.classes))
+                near = nearest(self.selector, ep, max(c.shots), c.k)
                 answer = adapt_on_neighbours(self.lora, self.builder, params, ep, max(c.shots),
                                              near, c.inner_steps, c.inner_lr,
                                              c.scoring == "normalized")
