@@ -309,6 +309,8 @@ def test_cli_report_default_out_and_no_adapt_figure(tmp_path):
 @pytest.mark.parametrize("setup, message", [
     (lambda d: d.mkdir(), "holds no results.jsonl"),
     (lambda d: None, "does not exist"),
+    # a shell glob such as runs/* also picks up the runs' .log files
+    (lambda d: d.write_text("log"), "is a file, not a run folder"),
     (lambda d: write_run(d, []) and (d / "results.jsonl").write_text('{"method": "icl"\n'),
      "line 1 is not valid JSON"),
     (lambda d: write_run(d, [{"method": "icl", "shots": 1}]), "lacks episode, accuracy"),

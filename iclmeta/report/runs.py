@@ -37,6 +37,9 @@ def results_path(run: str | Path) -> Path:
     path = Path(run)
     if path.is_file() and path.suffix == ".jsonl":
         return path
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{run} is a file, not a run folder; pass the folders 'iclmeta eval' "
+                        "wrote (each holds a results.jsonl), e.g. runs/*/ rather than runs/*")
     if not path.is_dir():
         raise UserError(f"{run} does not exist; pass a run folder written by 'iclmeta eval'")
     if not (path / "results.jsonl").is_file():
