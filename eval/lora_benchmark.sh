@@ -1,33 +1,43 @@
 #!/usr/bin/env bash
-# LoRA meta-learning on CLINC150 (see eval/README.md, "LoRA meta-learning").
+# LoRA meta-learning on CLINC150, and its transfer to SNIPS (eval/README.md, "The real schedule").
 #
-# Meta-trains maml, fomaml, reptile, multitask and retrieve-adapt on the meta-train classes
-# (the best meta-val step of each is kept), then evaluates them beside finetune on 20 meta-test
-# episodes (5-way, 1 and 4 shots, 4 queries per class). Every gradient method is evaluated at
-# each number of test-time SGD steps in ADAPT_CURVE (lr 0.3; 0 evaluates the initialisation
-# itself), so the report draws adaptation curves (adapt_curve.png) and pairs every method with
-# finetune and with multitask on the same episodes. The episode settings equal the prompting
-# run's (zero-shot / icl / retrieval / protonet with --queries 4 --episodes 20 --seed 0);
-# PROMPTING=1 runs those here too.
+# Meta-trains maml, fomaml, reptile and multitask on the meta-train classes (the trainer keeps
+# the step with the best meta-val accuracy, measured every EVAL_EVERY steps on VAL_EPISODES
+# meta-val episodes; nothing is chosen on meta-test), then evaluates them beside finetune on
+# EPISODES meta-test episodes (5-way, 1 and 4 shots, QUERIES queries per class, seed 0). Every
+# gradient method is evaluated at each number of test-time SGD steps in ADAPT_CURVE (lr 0.3;
+# 0 evaluates the initialisation itself), so the report draws adaptation curves
+# (adapt_curve.png) and pairs every method with finetune and with multitask on the same
+# episodes. retrieve-adapt (k = K neighbours) runs at 2 steps from a fresh LoRA and from the
+# fomaml initialisation. zero-shot, icl, retrieval, knn and protonet run on the same episodes.
+# Then every method is evaluated on SNIPS (7-way, all its intents; a dataset none of the
+# adapters saw) at 2 steps: the cross-dataset use of a meta-learned initialisation.
+# The test-time learning rate (0.3) is checked on meta-val classes only: finetune at 2 steps
+# with lr 0.1, 0.3 and 1.0 (val_finetune_lr*).
 #
 #   eval/lora_benchmark.sh [OUT_DIR]          (default: runs/lora_bench)
 #
-# Sizes (environment): STEPS meta-steps for the first-order methods and multitask (default 5,
-# what 2 shared CPU cores allow in a session; the real schedule is STEPS=200 MAML_STEPS=100),
-# MAML_STEPS for second-order maml (default STEPS), SEEDS (default 0; "0 1 2" for three
-# training seeds), EPISODES (20), ADAPT_CURVE ("2"; the curve is "0 1 2 4 8"), K (5: the
-# neighbours retrieve-adapt adapts on). One torch thread per process: with the cores shared,
-# two threads made scoring about 15x slower here. On a GPU add DEVICE=cuda.
+# Sizes (environment): STEPS meta-steps for the first-order methods and multitask (default
+# 200), MAML_STEPS for second-order maml (100), SEEDS (0; "0 1 2" for three training seeds),
+# EPISODES (5), QUERIES (8), ADAPT_CURVE ("0 1 2 4 8"), K (5), EVAL_EVERY (50), VAL_EPISODES (4).
+# RTA_TRAIN=1 also meta-trains retrieve-adapt (about 30 s per meta-step on 2 CPU cores).
+# On 2 CPU cores the defaults take about three hours with every job in parallel
+# (STEPS=5 MAML_STEPS=5 ADAPT_CURVE=2 EPISODES=2 is a short smoke run). One torch thread per
+# process: with the cores shared, two threads made scoring about 15x slower here. On a GPU add
+# DEVICE=cuda.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/clinc150.jsonl}
 OUT=${1:-runs/lora_bench}
-STEPS=${STEPS:-5}
-MAML_STEPS=${MAML_STEPS:-$STEPS}
+STEPS=${STEPS:-200}
+MAML_STEPS=${MAML_STEPS:-100}
 SEEDS=${SEEDS:-0}
-EPISODES=${EPISODES:-20}
-ADAPT_CURVE=${ADAPT_CURVE:-2}
+EPISODES=${EPISODES:-5}
+QUERIES=${QUERIES:-8}
+ADAPT_CURVE=${ADAPT_CURVE:-0 1 2 4 8}
 K=${K:-5}
+EVAL_EVERY=${EVAL_EVERY:-50}
+VAL_EPISODES=${VAL_EPISODES:-4}
 DEVICE=${DEVICE:-auto}
 if [ ! -f "$DATA" ]; then
   echo "skip: $DATA not found (CLINC150 is not vendored; set DATA=path/to/clinc150.jsonl)" >&2
@@ -36,17 +46,23 @@ fi
 export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1
 mkdir -p "$OUT"
 TRAIN=(--dataset "$DATA" --ways 5 --shots 1,4 --queries 2 --meta-batch 2 --inner-steps 2
-       --inner-lr 0.3 --eval-every 5 --val-episodes 2 --device "$DEVICE" --no-progress)
-BASE=(--dataset "$DATA" --ways 5 --shots 1,4 --episodes "$EPISODES" --queries 4 --seed 0
-      --device "$DEVICE" --no-progress)
+       --inner-lr 0.3 --eval-every "$EVAL_EVERY" --val-episodes "$VAL_EPISODES"
+       --dtype bfloat16 --device "$DEVICE" --no-progress)
+BASE=(--dataset "$DATA" --ways 5 --shots 1,4 --episodes "$EPISODES" --queries "$QUERIES" --seed 0
+      --dtype bfloat16 --device "$DEVICE" --no-progress)
+SNIPS=(--dataset snips --ways 7 --shots 1,4 --episodes "$EPISODES" --queries 4 --seed 0
+       --dtype bfloat16 --device "$DEVICE" --no-progress)
+PROMPTS=(--method zero-shot --method icl --method retrieval --method knn --method protonet)
 
-evaluate() {  # METHOD NAME [flags]: one eval per test-time step count, all at lr 0.3
-  local m=$1 name=$2
+evaluate() {  # METHOD NAME [flags]: one eval per test-time step count, all at lr 0.3,
+  local m=$1 name=$2  # then SNIPS at 2 steps
   shift 2
   for s in $ADAPT_CURVE; do
     iclmeta eval --method "$m" "${BASE[@]}" --adapt-steps "$s" --adapt-lr 0.3 "$@" \
       --out "$OUT/eval_${name}_steps$s" > "$OUT/eval_${name}_steps$s.log" 2>&1
   done
+  iclmeta eval --method "$m" "${SNIPS[@]}" --adapt-steps 2 --adapt-lr 0.3 "$@" \
+    --out "$OUT/snips/$name" > "$OUT/snips_$name.log" 2>&1
 }
 
 meta_method() {  # METHOD SEED: train (resumes), then the adaptation curve
@@ -56,22 +72,44 @@ meta_method() {  # METHOD SEED: train (resumes), then the adaptation curve
   [ "$m" = retrieve-adapt ] && extra=(--k "$K")
   iclmeta train --method "$m" "${TRAIN[@]}" ${extra[@]+"${extra[@]}"} --steps "$steps" --seed "$seed" \
     --meta-lr "$lr" --out "$OUT/adapters/${m}_seed$seed" > "$OUT/train_${m}_seed$seed.log" 2>&1
-  evaluate "$m" "${m}_seed$seed" --adapter "$OUT/adapters/${m}_seed$seed" ${extra[@]+"${extra[@]}"}
+  if [ "$m" = retrieve-adapt ]; then
+    ADAPT_CURVE=2 evaluate "$m" "${m}_seed$seed" --adapter "$OUT/adapters/${m}_seed$seed" --k "$K"
+  else
+    evaluate "$m" "${m}_seed$seed" --adapter "$OUT/adapters/${m}_seed$seed"
+  fi
+  if [ "$m" = fomaml ]; then  # retrieve-adapt from the meta-learned initialisation
+    ADAPT_CURVE=2 evaluate retrieve-adapt "retrieve-adapt-from-fomaml_seed$seed" --k "$K" \
+      --adapter "$OUT/adapters/${m}_seed$seed"
+  fi
 }
 
+mkdir -p "$OUT/snips"
+for lr in 0.1 0.3 1.0; do  # the test-time learning rate, on meta-val classes
+  iclmeta eval --method finetune "${BASE[@]}" --split meta-val --adapt-steps 2 --adapt-lr "$lr" \
+    --out "$OUT/val_finetune_lr$lr" > "$OUT/val_finetune_lr$lr.log" 2>&1
+done &
 evaluate finetune finetune &
-evaluate retrieve-adapt retrieve-adapt-fresh --k "$K" &
-if [ "${PROMPTING:-0}" = 1 ]; then
-  iclmeta eval --method zero-shot --method icl --method retrieval --method protonet "${BASE[@]}" \
-    --out "$OUT/eval_prompting" > "$OUT/eval_prompting.log" 2>&1 &
-fi
+ADAPT_CURVE=2 evaluate retrieve-adapt retrieve-adapt-fresh --k "$K" &
+{ iclmeta eval "${PROMPTS[@]}" "${BASE[@]}" --out "$OUT/eval_prompting" > "$OUT/eval_prompting.log" 2>&1
+  iclmeta eval "${PROMPTS[@]}" "${SNIPS[@]}" --out "$OUT/snips/prompting" > "$OUT/snips_prompting.log" 2>&1
+} &
+METHODS=(maml fomaml reptile multitask)
+[ "${RTA_TRAIN:-0}" = 1 ] && METHODS+=(retrieve-adapt)
 for seed in $SEEDS; do
-  for m in maml fomaml reptile multitask retrieve-adapt; do meta_method "$m" "$seed" & done
+  for m in "${METHODS[@]}"; do meta_method "$m" "$seed" & done
   wait
 done
 wait
-python eval/meta_limit.py --data "$DATA" --out "$OUT/meta_limit.json" > "$OUT/meta_limit.log" 2>&1
-iclmeta report "$OUT"/eval_* --baseline finetune --out "$OUT/report" > "$OUT/report.log" 2>&1
-iclmeta report "$OUT"/eval_* --baseline multitask --out "$OUT/report_vs_multitask" \
-  > "$OUT/report_vs_multitask.log" 2>&1
+# One report per training seed: runs of different adapters under one label would be told
+# apart by run folder, which splits each adaptation curve into its step counts.
+for seed in $SEEDS; do
+  RUNS=("$OUT"/eval_prompting "$OUT"/eval_finetune_steps* "$OUT"/eval_*_seed${seed}_steps*
+        "$OUT"/eval_retrieve-adapt-fresh_steps2)
+  iclmeta report "${RUNS[@]}" --baseline finetune --out "$OUT/report_seed$seed" \
+    > "$OUT/report_seed$seed.log" 2>&1
+  iclmeta report "${RUNS[@]}" --baseline multitask --out "$OUT/report_vs_multitask_seed$seed" \
+    > "$OUT/report_vs_multitask_seed$seed.log" 2>&1
+  iclmeta report "$OUT"/snips/prompting "$OUT"/snips/finetune "$OUT"/snips/*_seed$seed \
+    --baseline finetune --out "$OUT/report_snips_seed$seed" > "$OUT/report_snips_seed$seed.log" 2>&1
+done
 echo "done: $OUT"
