@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from iclmeta.meta.lora import LoraLM, TaskBatch, task_batch
-from iclmeta.meta.lora import pick_rows
+from iclmeta.meta.lora import LoraLM, TaskBatch, pick_rows, task_batch
 from iclmeta.meta.rows import adapt_rows, row_logits, stack_params, task_losses
 
 ROWS_PER_PASS = 64  # (query, neighbour) prompts per forward pass
