@@ -77,13 +77,19 @@ meta_method() {  # METHOD SEED: train (resumes), then the adaptation curve
   else
     evaluate "$m" "${m}_seed$seed" --adapter "$OUT/adapters/${m}_seed$seed"
   fi
+  if [ "$m" != retrieve-adapt ]; then  # the last step beside the meta-val one, at 2 steps
+    python eval/last_adapter.py "$OUT/adapters/${m}_seed$seed" "$OUT/adapters/${m}_seed${seed}_last"
+    iclmeta eval --method "$m" "${BASE[@]}" --adapt-steps 2 --adapt-lr 0.3 \
+      --adapter "$OUT/adapters/${m}_seed${seed}_last" --out "$OUT/last/${m}_seed$seed" \
+      > "$OUT/last_${m}_seed$seed.log" 2>&1
+  fi
   if [ "$m" = fomaml ]; then  # retrieve-adapt from the meta-learned initialisation
     ADAPT_CURVE=2 evaluate retrieve-adapt "retrieve-adapt-from-fomaml_seed$seed" --k "$K" \
       --adapter "$OUT/adapters/${m}_seed$seed"
   fi
 }
 
-mkdir -p "$OUT/snips"
+mkdir -p "$OUT/snips" "$OUT/last"
 for lr in 0.1 0.3 1.0; do  # the test-time learning rate, on meta-val classes
   iclmeta eval --method finetune "${BASE[@]}" --split meta-val --adapt-steps 2 --adapt-lr "$lr" \
     --out "$OUT/val_finetune_lr$lr" > "$OUT/val_finetune_lr$lr.log" 2>&1
@@ -102,14 +108,22 @@ done
 wait
 # One report per training seed: runs of different adapters under one label would be told
 # apart by run folder, which splits each adaptation curve into its step counts.
+# (Folders only: a trailing / keeps the .log files out of the globs.) The curve report pairs at
+# 8 steps; the steps2 / steps8 reports give the 2- and 8-step tables.
+report() { iclmeta report "${@:3}" --baseline "$2" --out "$OUT/$1" > "$OUT/$1.log" 2>&1; }
 for seed in $SEEDS; do
-  RUNS=("$OUT"/eval_prompting "$OUT"/eval_finetune_steps* "$OUT"/eval_*_seed${seed}_steps*
-        "$OUT"/eval_retrieve-adapt-fresh_steps2)
-  iclmeta report "${RUNS[@]}" --baseline finetune --out "$OUT/report_seed$seed" \
-    > "$OUT/report_seed$seed.log" 2>&1
-  iclmeta report "${RUNS[@]}" --baseline multitask --out "$OUT/report_vs_multitask_seed$seed" \
-    > "$OUT/report_vs_multitask_seed$seed.log" 2>&1
-  iclmeta report "$OUT"/snips/prompting "$OUT"/snips/finetune "$OUT"/snips/*_seed$seed \
-    --baseline finetune --out "$OUT/report_snips_seed$seed" > "$OUT/report_snips_seed$seed.log" 2>&1
+  for b in finetune multitask; do
+    report "curves_seed${seed}_vs_$b" "$b" "$OUT"/eval_prompting/ "$OUT"/eval_finetune_steps*/ \
+      "$OUT"/eval_*_seed${seed}_steps*/
+    for s in 2 8; do
+      report "steps${s}_seed${seed}_vs_$b" "$b" "$OUT"/eval_prompting/ \
+        "$OUT"/eval_finetune_steps$s/ "$OUT"/eval_*_seed${seed}_steps$s/
+    done
+    report "snips_seed${seed}_vs_$b" "$b" "$OUT"/snips/prompting/ "$OUT"/snips/finetune/ \
+      "$OUT"/snips/*_seed$seed/
+  done
+  report "last_seed$seed" finetune "$OUT"/eval_finetune_steps2/ "$OUT"/eval_*_seed${seed}_steps2/ \
+    "$OUT"/last/*_seed$seed/
 done
+report meta_val_lr finetune "$OUT"/val_finetune_lr*/
 echo "done: $OUT"
