@@ -3,8 +3,9 @@
 Accuracy cells are mean ± the 95% t-interval over episodes ("n/a" for one episode); paired
 differences use the paired t-interval over the shared episodes, against ``baseline`` or, by
 default, against the best method at each shot count (in bold in the accuracy table). Cells
-resting on fewer than 10 episodes get a warning line; labels whose rows cannot be paired (no
-query fingerprint) are named. Beside accuracy: macro-F1, per-class accuracy, a confusion matrix
+resting on fewer than 10 episodes get a warning line, and so do gradient methods whose support
+loss rose after a test-time step; labels whose rows cannot be paired (no query fingerprint) are
+named. Beside accuracy: macro-F1, per-class accuracy, a confusion matrix
 per method and, when per-label scores were logged, expected calibration error
 (``iclmeta.report.metrics``). ``files.REPORT_FILES`` says what each written file holds.
 
@@ -54,13 +55,39 @@ def _notes(df, curve) -> str:
              f"{', '.join(map(str, episodes))}.",
              "Accuracy: mean over episodes ± half-width of the 95% t-interval (n/a: one "
              "episode)."]
-    note = few_episodes_note(curve["n_episodes"])
-    if note:
-        notes.append(note)
+    notes += [n for n in (few_episodes_note(curve["n_episodes"]), divergence_note(df)) if n]
     if len(steps):
         notes.append("Gradient methods at their largest adaptation steps: "
                      + ", ".join(f"{lab} {int(s)}" for lab, s in steps.items()) + ".")
     return "\n".join(notes)
+
+
+def divergence_note(df, rel: float = 0.1, floor: float = 0.01) -> str | None:
+    """A warning line naming the labels whose test-time adaptation raised the support loss.
+
+    Rows of gradient methods record the support loss before each SGD step; a loss that rises
+    by more than ``rel`` (relative) and ``floor`` (absolute) after a step means the step size
+    overshot, and the accuracy of that cell measures a diverging adaptation.
+    """
+    if "support_losses" not in df:
+        return None
+    seen: dict = {}
+    for label, losses in zip(df["label"], df["support_losses"]):
+        if not isinstance(losses, list) or len(losses) < 2:
+            continue
+        before, after = max(zip(losses, losses[1:]), key=lambda ab: ab[1] - ab[0])
+        bad = after - before > max(floor, rel * before)
+        n_bad, n, worst = seen.get(label, (0, 0, (0.0, 0.0)))
+        if bad and after - before > worst[1] - worst[0]:
+            worst = (before, after)
+        seen[label] = (n_bad + bad, n + 1, worst)
+    parts = [f"{label} in {n_bad} of {n} episode cells (worst: {a:.2f} -> {b:.2f})"
+             for label, (n_bad, n, (a, b)) in seen.items() if n_bad]
+    if not parts:
+        return None
+    return ("Warning: test-time adaptation raised the support loss after a step (the step size "
+            "overshot) for " + "; ".join(parts) + ". Those cells measure a diverging adaptation: "
+            "lower --adapt-lr, choosing it on meta-val classes.")
 
 
 def _chance(df) -> float | None:
