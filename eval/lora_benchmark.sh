@@ -9,7 +9,7 @@
 # 0 evaluates the initialisation itself), so the report draws adaptation curves
 # (adapt_curve.png) and pairs every method with finetune and with multitask on the same
 # episodes. retrieve-adapt (k = K neighbours) runs at 2 steps from a fresh LoRA and from the
-# fomaml initialisation. zero-shot, icl, retrieval, knn and protonet run on the same episodes.
+# fomaml and multitask initialisations. zero-shot, icl, retrieval, knn and protonet run on the same episodes.
 # Then every method is evaluated on SNIPS (7-way, all its intents; a dataset none of the
 # adapters saw) at 2 steps: the cross-dataset use of a meta-learned initialisation.
 # The test-time learning rate (0.3) is checked on meta-val classes only: finetune at 2 steps
@@ -20,7 +20,8 @@
 # Sizes (environment): STEPS meta-steps for the first-order methods and multitask (default
 # 200), MAML_STEPS for second-order maml (100), SEEDS (0; "0 1 2" for three training seeds),
 # EPISODES (5), QUERIES (8), ADAPT_CURVE ("0 1 2 4 8"), K (5), EVAL_EVERY (50), VAL_EPISODES (4).
-# RTA_TRAIN=1 also meta-trains retrieve-adapt (about 30 s per meta-step on 2 CPU cores).
+# RTA_TRAIN=1 also meta-trains retrieve-adapt (30 s per meta-step on 2 idle cores, 55-75 s on
+# one thread beside another job; each meta-val check about 5 minutes).
 # On 2 CPU cores the defaults take about three hours with every job in parallel
 # (STEPS=5 MAML_STEPS=5 ADAPT_CURVE=2 EPISODES=2 is a short smoke run). One torch thread per
 # process: with the cores shared, two threads made scoring about 15x slower here. On a GPU add
@@ -83,8 +84,8 @@ meta_method() {  # METHOD SEED: train (resumes), then the adaptation curve
       --adapter "$OUT/adapters/${m}_seed${seed}_last" --out "$OUT/last/${m}_seed$seed" \
       > "$OUT/last_${m}_seed$seed.log" 2>&1
   fi
-  if [ "$m" = fomaml ]; then  # retrieve-adapt from the meta-learned initialisation
-    ADAPT_CURVE=2 evaluate retrieve-adapt "retrieve-adapt-from-fomaml_seed$seed" --k "$K" \
+  if [ "$m" = fomaml ] || [ "$m" = multitask ]; then  # retrieve-adapt from a trained init
+    ADAPT_CURVE=2 evaluate retrieve-adapt "retrieve-adapt-from-${m}_seed$seed" --k "$K" \
       --adapter "$OUT/adapters/${m}_seed$seed"
   fi
 }
@@ -116,8 +117,10 @@ for seed in $SEEDS; do
     report "curves_seed${seed}_vs_$b" "$b" "$OUT"/eval_prompting/ "$OUT"/eval_finetune_steps*/ \
       "$OUT"/eval_*_seed${seed}_steps*/
     for s in 2 8; do
+      fresh=()  # retrieve-adapt from a fresh LoRA runs at 2 steps only
+      [ "$s" = 2 ] && fresh=("$OUT"/eval_retrieve-adapt-fresh_steps2/)
       report "steps${s}_seed${seed}_vs_$b" "$b" "$OUT"/eval_prompting/ \
-        "$OUT"/eval_finetune_steps$s/ "$OUT"/eval_*_seed${seed}_steps$s/
+        "$OUT"/eval_finetune_steps$s/ ${fresh[@]+"${fresh[@]}"} "$OUT"/eval_*_seed${seed}_steps$s/
     done
     report "snips_seed${seed}_vs_$b" "$b" "$OUT"/snips/prompting/ "$OUT"/snips/finetune/ \
       "$OUT"/snips/*_seed$seed/
