@@ -1,4 +1,4 @@
-"""The report warns when test-time adaptation raised the support loss (a diverging step)."""
+"""`iclmeta report` and `iclmeta eval` warn when test-time adaptation raised the support loss."""
 import json
 
 from iclmeta.data.episodes import query_hash
@@ -37,3 +37,17 @@ def test_falling_or_flat_losses_and_bf16_jitter_give_no_warning(tmp_path):
     rows = _rows("finetune", [[1.0, 0.4, 0.1], [0.0003, 0.0004], [0.2, 0.2]])
     rows += _rows("icl", [None, None, None])
     assert "raised the support loss" not in _report(tmp_path, rows)
+
+
+def test_eval_prints_the_warning_under_its_table(tmp_path, monkeypatch, capsys):
+    import iclmeta.harness.evaluate as harness
+    from iclmeta.cli.main import main
+
+    rows = _rows("finetune", [[1.0, 0.4], [1.45, 3.21]])
+    monkeypatch.setattr(harness, "evaluate",
+                        lambda config, **_: harness.Report(rows=rows, out=tmp_path / "run"))
+    assert main(["eval", "--method", "finetune", "--dataset", "trec",
+                 "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "finetune in 1 of 2 episode cells (worst: 1.45 -> 3.21)" in out
+    assert out.index("raised the support loss") > out.index("finetune")

@@ -47,6 +47,11 @@ def cmd_eval(args) -> int:
     from iclmeta.harness.evaluate import evaluate
     report = evaluate(eval_config(args), resume=args.resume, progress=not args.no_progress)
     print(report.table())
+    if any(row.get("support_losses") for row in report.rows):  # a gradient method ran
+        import pandas as pd
+        from iclmeta.report.writer import divergence_note
+        note = divergence_note(pd.DataFrame(report.rows))
+        print(f"\n{note}" if note else "", end="")
     print(f"\nresults: {report.out}/results.jsonl  summary: {report.out}/summary.csv")
     return 0
 
