@@ -5,9 +5,9 @@ differences use the paired t-interval over the shared episodes, against ``baseli
 default, against the best method at each shot count (in bold in the accuracy table). Cells
 resting on fewer than 10 episodes get a warning line, and so do gradient methods whose support
 loss rose after a test-time step; labels whose rows cannot be paired (no query fingerprint) are
-named. Beside accuracy: macro-F1, per-class accuracy, a confusion matrix
-per method and, when per-label scores were logged, expected calibration error
-(``iclmeta.report.metrics``). ``files.REPORT_FILES`` says what each written file holds.
+named. Beside accuracy: macro-F1, per-class accuracy, a confusion matrix per method and, when
+per-label scores were logged, expected calibration error (``iclmeta.report.metrics``).
+``files.REPORT_FILES`` says what each written file holds.
 
 >>> written = write_report(["runs/icl", "runs/retrieval"], out="runs/report")  # doctest: +SKIP
 >>> print(written.text)  # doctest: +SKIP
